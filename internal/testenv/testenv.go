@@ -1,7 +1,8 @@
 // Package testenv holds the switches and fixtures shared by tests that need
 // root, Debian's s6 or a Docker engine.
 //
-// On a laptop such a test skips and says why. In CI the environment variable
+// On a laptop such a test skips and says why; with -short (make unit) it
+// always skips. In CI the environment variable
 // HERMES_S6_REQUIRE_ALL=1 turns every such skip into a failure, so a CI
 // machine that silently lacks root, s6 or Docker cannot pass.
 package testenv
@@ -39,6 +40,10 @@ func Strict() bool {
 func skipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
+	if testing.Short() {
+		// -short is an explicit request for the fast subset (make unit).
+		t.Skip("-short: " + msg)
+	}
 	if Strict() {
 		t.Fatalf("%s (required because %s is set)", msg, RequireAllEnv)
 	}
