@@ -1,0 +1,104 @@
+# hermes-s6 image. Classic builder compatible (no BuildKit-only syntax).
+#
+# Targets (the last one, production, is the default):
+#   hermetic       Debian's s6 + execline with hermetic/init, a stand-in for
+#                  s6-overlay's /init (test use only, see e2e/README.md)
+#   hermetic-test  hermetic + test-only content (fake hermes CLI, a static
+#                  s6-rc longrun); what the e2e suite runs
+#   production     s6-overlay v3 from its release tarballs, checksums verified
+#
+# The Go programs are built outside (CGO_ENABLED=0 go build -o bin/ ./cmd/...)
+# and copied in, so no builder image is needed.
+#
+# Note: the classic builder builds every stage before the target, so building
+# `production` also builds the (cached, cheap) hermetic stages, which need s6
+# and execline in the base (the local base has them; a base without them
+# gets them with apt-get).
+
+ARG BASE_IMAGE=debian:bookworm-slim
+
+FROM ${BASE_IMAGE} AS common
+ARG HERMES_UID=10000
+ARG HERMES_GID=10000
+RUN set -eu; \
+    groupadd -g "${HERMES_GID}" hermes; \
+    useradd -u "${HERMES_UID}" -g "${HERMES_GID}" -d /opt/data -M -s /bin/sh hermes; \
+    mkdir -p /opt/data; \
+    chown hermes:hermes /opt/data
+# S6_KILL_GRACETIME: s6-overlay waits this long (ms) for stragglers at every
+# stop; our programs exit at once on SIGTERM, so keep it low.
+ENV HERMES_HOME=/opt/data \
+    S6_KILL_GRACETIME=500
+COPY bin/reconcile-profiles bin/perm-watcher /usr/local/bin/
+COPY rootfs/ /
+VOLUME ["/opt/data"]
+ENTRYPOINT ["/init"]
+
+# --- hermetic: Debian's s6 and execline, with a stand-in /init ------------
+FROM common AS hermetic
+RUN set -eu; \
+    if ! command -v s6-svscan >/dev/null 2>&1 || [ ! -x /usr/lib/execline/bin/execlineb ]; then \
+      apt-get update; \
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends s6 execline; \
+      rm -rf /var/lib/apt/lists/*; \
+    fi
+COPY hermetic/ /usr/lib/hermetic-s6/
+# /command holds the s6 and execline programs, as s6-overlay lays them out.
+RUN set -eu; \
+    mkdir -p /command; \
+    for f in /usr/bin/s6-* /usr/bin/s6lockd /usr/lib/execline/bin/*; do ln -s "$f" /command/; done; \
+    ln -s /usr/lib/hermetic-s6/with-contenv /command/with-contenv; \
+    ln -s /usr/lib/hermetic-s6/init /init
+
+# --- hermetic-test: test-only content on top of hermetic ------------------
+FROM hermetic AS hermetic-test
+COPY testdata/image/ /
+ENV S6_KILL_GRACETIME=100
+
+# --- production: s6-overlay v3 from its release tarballs -----------------
+FROM common AS production
+# The release and the SHA-256 of each tarball (from the release's .sha256
+# files). The checksums have no defaults: a build without them fails.
+ARG S6_OVERLAY_VERSION=3.2.1.0
+ARG S6_OVERLAY_URL=https://github.com/just-containers/s6-overlay/releases/download
+ARG S6_OVERLAY_NOARCH_SHA256=
+ARG S6_OVERLAY_SYMLINKS_NOARCH_SHA256=
+ARG S6_OVERLAY_X86_64_SHA256=
+ARG S6_OVERLAY_AARCH64_SHA256=
+# The classic builder does not set TARGETARCH: default to amd64.
+ARG TARGETARCH=amd64
+# Air-gapped builds: put the tarballs into s6-overlay-dist/ of the build
+# context; a tarball found there is used instead of downloading it. Either
+# way its checksum is verified before anything is unpacked.
+COPY s6-overlay-dist/ /tmp/s6-overlay-dist/
+RUN set -eu; \
+    case "${TARGETARCH}" in \
+      amd64) arch=x86_64; archsum="${S6_OVERLAY_X86_64_SHA256}" ;; \
+      arm64) arch=aarch64; archsum="${S6_OVERLAY_AARCH64_SHA256}" ;; \
+      *) echo "s6-overlay: unsupported TARGETARCH ${TARGETARCH}" >&2; exit 1 ;; \
+    esac; \
+    dist=/tmp/s6-overlay-dist; \
+    set -- "noarch ${S6_OVERLAY_NOARCH_SHA256}" "${arch} ${archsum}" "symlinks-noarch ${S6_OVERLAY_SYMLINKS_NOARCH_SHA256}"; \
+    for pair in "$@"; do \
+      name="s6-overlay-${pair%% *}.tar.xz"; want="${pair#* }"; \
+      if [ -z "${want}" ] || [ "${want}" = "${pair}" ]; then \
+        echo "s6-overlay: no SHA-256 given for ${name} (build argument S6_OVERLAY_*_SHA256)" >&2; exit 1; \
+      fi; \
+      if [ -f "${dist}/${name}" ]; then \
+        echo "s6-overlay: using ${name} from the build context"; \
+      else \
+        url="${S6_OVERLAY_URL}/v${S6_OVERLAY_VERSION}/${name}"; \
+        echo "s6-overlay: downloading ${url}"; \
+        if ! command -v curl >/dev/null 2>&1 && ! command -v wget >/dev/null 2>&1; then \
+          apt-get update; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl ca-certificates; \
+        fi; \
+        if command -v curl >/dev/null 2>&1; then curl -fsSL -o "${dist}/${name}" "${url}"; \
+        else wget -q -O "${dist}/${name}" "${url}"; fi; \
+      fi; \
+      echo "${want}  ${dist}/${name}" | sha256sum -c -; \
+    done; \
+    if ! command -v xz >/dev/null 2>&1; then \
+      apt-get update; DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends xz-utils; \
+    fi; \
+    for pair in "$@"; do tar -C / -Jxpf "${dist}/s6-overlay-${pair%% *}.tar.xz"; done; \
+    rm -rf "${dist}" /var/lib/apt/lists/*
