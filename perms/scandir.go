@@ -1,0 +1,369 @@
+package perms
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Fix hints, shared by messages.
+const (
+	fixScandirSymlink = "only scandir entries owned by root are followed as symlinks; remove it, or let root create it"
+	fixInsideSymlink  = "s6 creates a real object here; remove the symlink (s6-supervise re-creates the object on its next start)"
+	fixWrongType      = "s6 creates this object itself; remove it and restart the service's s6-supervise (s6-svc -x, s6-svscanctl -a)"
+	fixHardLinked     = "a hard link may be someone else's file; remove this name and restart the service's s6-supervise"
+	fixNotRootOwned   = "only objects created by root's s6-supervise/s6-svscan are handed over; remove it and restart the supervisor"
+)
+
+// HandOverScandir makes the scandir directory itself (not recursively), and its
+// .s6-svscan/control (FIFO, nlink 1) and .s6-svscan/lock (regular file, nlink 1),
+// belong to owner, with no symlink followed and only root-owned objects of the
+// expected type touched (objects already owned by owner are left alone and reported
+// unchanged). A missing .s6-svscan or missing control/lock (s6-svscan not started
+// yet) is reported as missing, not an error. The scandir itself must be a real
+// directory owned by root or already by owner; anything else is an error
+// (wrapping the sentinel errors). Changes nothing else, never modes.
+//
+// The scandir's parent directories are resolved by the kernel (the operator
+// chose that path); the scandir's own name and everything below it are opened
+// without following symlinks.
+func HandOverScandir(scandir string, owner Owner) ([]Outcome, error) {
+	s, err := OpenScandir(scandir)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+
+	var outcomes []Outcome
+	o, err := handOver(s.n, KindDir, owner, "the scandir must be a real directory made by root")
+	if err != nil {
+		return nil, err
+	}
+	outcomes = append(outcomes, o)
+
+	ctl := joinPath(s.n.path, ".s6-svscan")
+	dir, err := openNode(s.n.fd, s.n.path, ".s6-svscan")
+	if errors.Is(err, fs.ErrNotExist) {
+		return append(outcomes, missing(ctl+"/control"), missing(ctl+"/lock")), nil
+	}
+	if err != nil {
+		return outcomes, err
+	}
+	defer dir.close()
+	if err := expect(dir, KindDir, "s6-svscan creates .s6-svscan as a real directory; remove it and restart s6-svscan"); err != nil {
+		return outcomes, err
+	}
+	if dir.uid() != 0 && dir.uid() != owner.UID {
+		return outcomes, refuse("check", dir.path, ErrNotRootOwned, dir.describe(), fixNotRootOwned)
+	}
+
+	var errs []error
+	for _, f := range []struct {
+		name string
+		kind Kind
+	}{{"control", KindFIFO}, {"lock", KindRegular}} {
+		n, err := openNode(dir.fd, dir.path, f.name)
+		if errors.Is(err, fs.ErrNotExist) {
+			outcomes = append(outcomes, missing(joinPath(dir.path, f.name)))
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		o, err := handOver(n, f.kind, owner, "")
+		n.close()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		outcomes = append(outcomes, o)
+	}
+	return outcomes, errors.Join(errs...)
+}
+
+func missing(p string) Outcome { return Outcome{Path: p, Action: ActionMissing} }
+
+func outcome(n *node, action string) Outcome {
+	return Outcome{Path: n.path, Action: action, UID: n.uid(), GID: n.gid(), Mode: FileMode(n.st.Mode)}
+}
+
+// checkKind runs expect with the standard hints.
+func checkKind(n *node, kind Kind) error {
+	err := expect(n, kind, "")
+	if err == nil {
+		return nil
+	}
+	var ce *checkError
+	if errors.As(err, &ce) {
+		switch ce.sentinel {
+		case ErrSymlink:
+			ce.fix = fixInsideSymlink
+		case ErrWrongType:
+			ce.fix = fixWrongType
+		case ErrHardLinked:
+			ce.fix = fixHardLinked
+		}
+	}
+	return err
+}
+
+// handOver gives the root-owned object n to owner (owner policy). An object
+// already owned by owner.UID is left alone; any other owner is refused.
+func handOver(n *node, kind Kind, owner Owner, fix string) (Outcome, error) {
+	if err := checkKind(n, kind); err != nil {
+		if fix != "" {
+			var ce *checkError
+			if errors.As(err, &ce) {
+				ce.fix = fix
+			}
+		}
+		return Outcome{}, err
+	}
+	switch n.uid() {
+	case owner.UID:
+		return outcome(n, ActionUnchanged), nil
+	case 0:
+		if err := chown(n, owner.UID, owner.GID); err != nil {
+			return Outcome{}, err
+		}
+		return outcome(n, ActionChowned), nil
+	default:
+		return Outcome{}, refuse("check", n.path, ErrNotRootOwned, n.describe(), fixNotRootOwned)
+	}
+}
+
+// grantGroup keeps root the owner of n and makes it group owner.GID with
+// mode (group policy). An object the user already owns is left alone (it is
+// usable as is); any other non-root owner is refused.
+func grantGroup(n *node, kind Kind, owner Owner, mode uint32) (Outcome, error) {
+	if err := checkKind(n, kind); err != nil {
+		return Outcome{}, err
+	}
+	if owner.UID != 0 && n.uid() == owner.UID {
+		return outcome(n, ActionUnchanged), nil
+	}
+	if n.uid() != 0 {
+		return Outcome{}, refuse("check", n.path, ErrNotRootOwned, n.describe(), fixNotRootOwned)
+	}
+	action := ""
+	if n.gid() != owner.GID {
+		if err := chown(n, 0, owner.GID); err != nil {
+			return Outcome{}, err
+		}
+		action = ActionChowned
+	}
+	if n.perm() != mode {
+		if err := chmod(n, mode); err != nil {
+			return Outcome{}, err
+		}
+		if action == "" {
+			action = ActionChmodded
+		} else {
+			action = ActionChownedChmodded
+		}
+	}
+	if action == "" {
+		action = ActionUnchanged
+	}
+	return outcome(n, action), nil
+}
+
+// Scandir is an open scandir: an O_PATH descriptor on a real directory.
+type Scandir struct {
+	n *node
+}
+
+// OpenScandir opens path, which must be a real directory (its last component
+// is not followed if it is a symlink; its parents are resolved by the
+// kernel, since the operator chose them). Any owner is accepted here;
+// HandOverScandir is stricter.
+func OpenScandir(path string) (*Scandir, error) {
+	clean := filepath.Clean(path)
+	parent, base := filepath.Split(clean)
+	if base == "" || base == "." || base == ".." || clean == "/" {
+		return nil, refuse("open", path, ErrBadName, "", "name the scandir by a path such as /run/service")
+	}
+	if parent == "" {
+		parent = "."
+	}
+	p, err := openPathDir(parent)
+	if err != nil {
+		return nil, err
+	}
+	defer p.close()
+	n, err := openNode(p.fd, strings.TrimSuffix(parent, "/"), base)
+	if err != nil {
+		return nil, err
+	}
+	n.path = clean
+	if err := expect(n, KindDir, "the scandir must be a real directory; point --scandir at the directory itself"); err != nil {
+		n.close()
+		return nil, err
+	}
+	return &Scandir{n: n}, nil
+}
+
+// Path is the scandir's path as given (cleaned).
+func (s *Scandir) Path() string { return s.n.path }
+
+// Close releases the descriptor.
+func (s *Scandir) Close() error { s.n.close(); return nil }
+
+// Names lists the scandir's entries (all of them, dot names included).
+func (s *Scandir) Names() ([]string, error) { return listDir(s.n) }
+
+// trustedDir: root-owned directory that neither group nor others can write,
+// or a root-owned sticky directory (/tmp), where others may add entries but
+// never replace root's (each component is then checked to be root's).
+func trustedDir(n *node) bool {
+	if !n.isDir() || n.uid() != 0 {
+		return false
+	}
+	return n.perm()&0o022 == 0 || n.perm()&unix.S_ISVTX != 0
+}
+
+const maxSymlinkHops = 40
+
+// openService opens the service directory named name in the scandir: a
+// real directory, or a root-owned symlink resolved through trusted
+// directories only. The returned node's path is the logical
+// <scandir>/<name>; target is the resolved path for symlinks.
+func (s *Scandir) openService(name string) (svc *node, target string, err error) {
+	n, err := openNode(s.n.fd, s.n.path, name)
+	if err != nil {
+		return nil, "", err
+	}
+	switch {
+	case n.isDir():
+		return n, "", nil
+	case n.isSymlink():
+		defer n.close()
+		if n.uid() != 0 {
+			t, _ := readlinkFD(n.fd)
+			return nil, "", refuse("check", n.path, ErrSymlink, "a symlink -> "+strconv.Quote(t)+" owned by uid "+strconv.Itoa(n.uid()), fixScandirSymlink)
+		}
+		d, tpath, err := resolveTrusted(s.n, n)
+		if err != nil {
+			return nil, "", err
+		}
+		d.path = n.path
+		return d, tpath, nil
+	default:
+		defer n.close()
+		return nil, "", refuse("check", n.path, ErrWrongType, n.describe()+", want a directory or a root-owned symlink to one", "remove it: s6-svscan only supervises directories")
+	}
+}
+
+func reopenDir(n *node) (*node, error) {
+	fd, err := unix.Openat(n.fd, ".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: n.path, Err: err}
+	}
+	c := &node{fd: fd, path: n.path}
+	if err := unix.Fstat(fd, &c.st); err != nil {
+		c.close()
+		return nil, &os.PathError{Op: "fstat", Path: n.path, Err: err}
+	}
+	return c, nil
+}
+
+// resolveTrusted follows the root-owned symlink link (found in dir parent)
+// one component at a time: every directory passed through must be
+// trustedDir, every symlink on the way root-owned, and the end a trusted
+// directory.
+func resolveTrusted(parent, link *node) (*node, string, error) {
+	target, err := readlinkFD(link.fd)
+	if err != nil {
+		return nil, "", &os.PathError{Op: "readlink", Path: link.path, Err: err}
+	}
+	var cur *node
+	defer func() { cur.close() }()
+	start := func(t string) error {
+		var err error
+		cur.close()
+		if strings.HasPrefix(t, "/") {
+			cur, err = openPathDir("/")
+		} else {
+			cur, err = reopenDir(parent)
+		}
+		return err
+	}
+	if err := start(target); err != nil {
+		return nil, "", err
+	}
+	queue := strings.Split(target, "/")
+	hops := 0
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		if c == "" || c == "." {
+			continue
+		}
+		if c == ".." {
+			fd, err := unix.Openat(cur.fd, "..", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+			if err != nil {
+				return nil, "", &os.PathError{Op: "open", Path: cur.path + "/..", Err: err}
+			}
+			up := &node{fd: fd, path: filepath.Dir(cur.path)}
+			if err := unix.Fstat(fd, &up.st); err != nil {
+				up.close()
+				return nil, "", &os.PathError{Op: "fstat", Path: up.path, Err: err}
+			}
+			cur.close()
+			cur = up
+			continue
+		}
+		if !trustedDir(cur) {
+			return nil, "", refuse("resolve", link.path, ErrUntrustedPath,
+				"symlink -> "+strconv.Quote(target)+" passes through "+cur.path+" ("+cur.describe()+")",
+				"a root-owned scandir symlink must point into a tree only root can write, such as /run/s6-rc/servicedirs")
+		}
+		n, err := openNode(cur.fd, cur.path, c)
+		if err != nil {
+			return nil, "", err
+		}
+		if n.isSymlink() {
+			if n.uid() != 0 {
+				n.close()
+				return nil, "", refuse("resolve", n.path, ErrSymlink, "a symlink owned by uid "+strconv.Itoa(n.uid())+" on the way from "+link.path, fixScandirSymlink)
+			}
+			hops++
+			if hops > maxSymlinkHops {
+				n.close()
+				return nil, "", &os.PathError{Op: "resolve", Path: link.path, Err: unix.ELOOP}
+			}
+			t, err := readlinkFD(n.fd)
+			n.close()
+			if err != nil {
+				return nil, "", &os.PathError{Op: "readlink", Path: n.path, Err: err}
+			}
+			if strings.HasPrefix(t, "/") {
+				if err := start(t); err != nil {
+					return nil, "", err
+				}
+			}
+			queue = append(strings.Split(t, "/"), queue...)
+			continue
+		}
+		if !n.isDir() {
+			defer n.close()
+			return nil, "", refuse("resolve", link.path, ErrWrongType, n.path+" is "+n.describe()+", want a directory", "point the symlink at a service directory")
+		}
+		cur.close()
+		cur = n
+	}
+	if !trustedDir(cur) || cur.perm()&0o022 != 0 {
+		return nil, "", refuse("resolve", link.path, ErrUntrustedPath,
+			"target "+cur.path+" is "+cur.describe(),
+			"a root-owned scandir symlink must point at a root-owned service directory only root can write")
+	}
+	d := cur
+	cur = nil
+	return d, d.path, nil
+}
