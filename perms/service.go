@@ -1,0 +1,274 @@
+package perms
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"golang.org/x/sys/unix"
+)
+
+// Policy says how a service's supervise/, supervise/control and event/ are
+// opened to the user.
+type Policy string
+
+// Policies.
+const (
+	// PolicyOwner: supervise/, event/ and supervise/control become owned by
+	// the user (uid:gid); modes stay as s6-supervise made them.
+	PolicyOwner Policy = "owner"
+	// PolicyGroup: root stays the owner, the user's group gets access, as
+	// `s6-svperms -G <group> -E <group>` does: supervise/ root:G 0710,
+	// control root:G 0620, event/ root:G 03730.
+	PolicyGroup Policy = "group"
+)
+
+// Modes of the group policy.
+const (
+	GroupSuperviseMode = 0o710
+	GroupControlMode   = 0o620
+	GroupEventMode     = 0o3730
+)
+
+// ParsePolicy accepts "owner" or "group".
+func ParsePolicy(s string) (Policy, error) {
+	switch Policy(s) {
+	case PolicyOwner, PolicyGroup:
+		return Policy(s), nil
+	}
+	return "", fmt.Errorf("unknown policy %q: use owner or group", s)
+}
+
+// ServiceResult is what FixService found and did for one scandir entry.
+type ServiceResult struct {
+	Name   string
+	Path   string // <scandir>/<name>
+	Target string // resolved directory when the entry is a root-owned symlink
+	// HasSupervise, HasLog, LogHasSupervise tell a watcher which
+	// directories exist (and deserve a watch).
+	HasSupervise    bool
+	HasLog          bool
+	LogHasSupervise bool
+	Outcomes        []Outcome
+}
+
+// FixService makes the service name in the scandir (and its log/
+// sub-service, if any) usable by owner under pol: it hands over supervise/,
+// supervise/control and event/ when they are root-owned and of the expected
+// type. Missing objects (s6-supervise not started yet) are reported as
+// missing. Errors (refused objects) are joined; the other objects are still
+// handled.
+func (s *Scandir) FixService(name string, owner Owner, pol Policy) (ServiceResult, error) {
+	res := ServiceResult{Name: name, Path: joinPath(s.n.path, name)}
+	svc, target, err := s.openService(name)
+	if err != nil {
+		return res, err
+	}
+	defer svc.close()
+	res.Target = target
+	var errs []error
+	var hasSup bool
+	res.Outcomes, hasSup, errs = fixServiceDir(svc, owner, pol, res.Outcomes, errs)
+	res.HasSupervise = hasSup
+
+	logn, err := openNode(svc.fd, svc.path, "log")
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		errs = append(errs, err)
+	default:
+		defer logn.close()
+		if err := checkKind(logn, KindDir); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		res.HasLog = true
+		res.Outcomes, res.LogHasSupervise, errs = fixServiceDir(logn, owner, pol, res.Outcomes, errs)
+	}
+	return res, errors.Join(errs...)
+}
+
+func fixObject(n *node, kind Kind, owner Owner, pol Policy, groupMode uint32) (Outcome, error) {
+	if pol == PolicyGroup {
+		return grantGroup(n, kind, owner, groupMode)
+	}
+	return handOver(n, kind, owner, "")
+}
+
+func fixServiceDir(svc *node, owner Owner, pol Policy, out []Outcome, errs []error) ([]Outcome, bool, []error) {
+	hasSup := false
+	sup, err := openNode(svc.fd, svc.path, "supervise")
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		out = append(out, missing(joinPath(svc.path, "supervise")), missing(joinPath(svc.path, "supervise/control")))
+	case err != nil:
+		errs = append(errs, err)
+	default:
+		o, err := fixObject(sup, KindDir, owner, pol, GroupSuperviseMode)
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+		hasSup = true
+		out = append(out, o)
+		ctl, err := openNode(sup.fd, sup.path, "control")
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			out = append(out, missing(joinPath(sup.path, "control")))
+		case err != nil:
+			errs = append(errs, err)
+		default:
+			o, err := fixObject(ctl, KindFIFO, owner, pol, GroupControlMode)
+			ctl.close()
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				out = append(out, o)
+			}
+		}
+	}
+	sup.close()
+
+	ev, err := openNode(svc.fd, svc.path, "event")
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		out = append(out, missing(joinPath(svc.path, "event")))
+	case err != nil:
+		errs = append(errs, err)
+	default:
+		o, err := fixObject(ev, KindDir, owner, pol, GroupEventMode)
+		ev.close()
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			out = append(out, o)
+		}
+	}
+	return out, hasSup, errs
+}
+
+// Object is what Inspect saw of one path (never following symlinks below
+// the service directory).
+type Object struct {
+	Path   string
+	Exists bool
+	Err    error // why it could not be looked at (EACCES, a refused symlink...)
+	UID    int
+	GID    int
+	Mode   uint32 // raw st_mode, type included
+	Nlink  uint64
+}
+
+// FileMode is the object's mode as an fs.FileMode.
+func (o Object) FileMode() fs.FileMode { return FileMode(o.Mode) }
+
+// Describe renders "prw------- (0600) 0:0, 1 link(s)".
+func (o Object) Describe() string {
+	st := unix.Stat_t{Mode: o.Mode, Uid: uint32(o.UID), Gid: uint32(o.GID), Nlink: o.Nlink}
+	return describeStat(&st)
+}
+
+// ServiceView is what Inspect saw of one service.
+type ServiceView struct {
+	Name                                         string
+	Path                                         string
+	Target                                       string
+	Err                                          error // the entry could not be resolved (refused symlink...)
+	Dir, Supervise, Control, Status, Lock, Event Object
+	Log                                          *ServiceView
+}
+
+func objectOf(n *node) Object {
+	return Object{Path: n.path, Exists: true, UID: n.uid(), GID: n.gid(), Mode: n.st.Mode, Nlink: uint64(n.st.Nlink)}
+}
+
+func look(dir *node, dirObj Object, name string) (Object, *node) {
+	p := joinPath(dirObj.Path, name)
+	if dir == nil {
+		return Object{Path: p, Err: dirObj.Err}, nil
+	}
+	n, err := openNode(dir.fd, dir.path, name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Object{Path: p}, nil
+	}
+	if err != nil {
+		return Object{Path: p, Err: err}, nil
+	}
+	return objectOf(n), n
+}
+
+// Inspect looks at the service name without changing anything: the same
+// resolution as FixService (symlinks below the service refused), works as
+// any user (objects it cannot reach carry the EACCES in Err).
+func (s *Scandir) Inspect(name string) ServiceView {
+	v := ServiceView{Name: name, Path: joinPath(s.n.path, name)}
+	svc, target, err := s.openService(name)
+	if err != nil {
+		v.Err = err
+		return v
+	}
+	defer svc.close()
+	v.Target = target
+	inspectDir(svc, &v)
+	logObj, logn := look(svc, v.Dir, "log")
+	if logn != nil {
+		defer logn.close()
+		if logn.isDir() {
+			lv := ServiceView{Name: name + "/log", Path: logn.path}
+			inspectDir(logn, &lv)
+			v.Log = &lv
+		} else if logn.isSymlink() {
+			v.Log = &ServiceView{Name: name + "/log", Path: logn.path, Err: refuse("check", logn.path, ErrSymlink, "a symlink", fixInsideSymlink)}
+		}
+	} else if logObj.Err != nil {
+		v.Log = &ServiceView{Name: name + "/log", Path: logObj.Path, Err: logObj.Err}
+	}
+	return v
+}
+
+func inspectDir(svc *node, v *ServiceView) {
+	v.Dir = objectOf(svc)
+	var sup *node
+	v.Supervise, sup = look(svc, v.Dir, "supervise")
+	if sup != nil {
+		defer sup.close()
+		if !sup.isDir() {
+			sup.close()
+			sup = nil
+		}
+	}
+	var n *node
+	v.Control, n = look(sup, v.Supervise, "control")
+	n.close()
+	v.Status, n = look(sup, v.Supervise, "status")
+	n.close()
+	v.Lock, n = look(sup, v.Supervise, "lock")
+	n.close()
+	v.Event, n = look(svc, v.Dir, "event")
+	n.close()
+}
+
+// InspectPath looks at one scandir-relative object (e.g. ".s6-svscan/control")
+// without following symlinks.
+func (s *Scandir) InspectPath(rel ...string) Object {
+	cur, err := reopenDir(s.n)
+	if err != nil {
+		return Object{Path: s.n.path, Err: err}
+	}
+	obj := objectOf(cur)
+	for i, c := range rel {
+		o, n := look(cur, obj, c)
+		cur.close()
+		obj = o
+		if n == nil {
+			return obj
+		}
+		cur = n
+		if i < len(rel)-1 && !n.isDir() {
+			cur.close()
+			return Object{Path: joinPath(obj.Path, rel[i+1]), Err: refuse("check", n.path, ErrWrongType, n.describe(), "")}
+		}
+	}
+	cur.close()
+	return obj
+}
