@@ -1,0 +1,197 @@
+package profile
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// StateFile is the name of a profile's state file, inside the profile
+// directory (HERMES_HOME itself for the default profile).
+const StateFile = "gateway_state.json"
+
+// LifecycleFile is where the gateway records its lifecycle phase, relative
+// to the profile directory.
+const LifecycleFile = "state/gateway.lifecycle.json"
+
+// MaxStateSize caps what is read from a state file: a larger file is not
+// something hermes wrote, and it is treated as "no state".
+const MaxStateSize = 1 << 20
+
+// Running is the only desired state that makes a slot autostart.
+const Running = "running"
+
+// Reasons a state file yields no state (also used in logs).
+const (
+	NoStateMissing   = "missing"
+	NoStateSymlink   = "symlink"
+	NoStateNotFile   = "not-a-regular-file"
+	NoStateTooLarge  = "too-large"
+	NoStateUnread    = "unreadable"
+	NoStateMalformed = "malformed"
+	NoStateNotObject = "not-an-object"
+	NoStateNoKey     = "no-state-key"
+)
+
+// State is what a profile's gateway_state.json says.
+type State struct {
+	// Raw is the state string that decided, as written (desired_state if
+	// present and not null, else gateway_state); empty when there is none.
+	Raw string
+	// Reason says why there is no state (one of the NoState* values); empty
+	// when Raw is set.
+	Reason string
+}
+
+// Present reports whether the file gave a state.
+func (s State) Present() bool { return s.Raw != "" }
+
+// Desired is the desired state: Raw with the transient states draining and
+// degraded counted as running, or "" when there is no state.
+func (s State) Desired() string {
+	switch s.Raw {
+	case "draining", "degraded":
+		return Running
+	}
+	return s.Raw
+}
+
+// Running reports whether the slot must autostart: the desired state is
+// exactly "running".
+func (s State) Running() bool { return s.Desired() == Running }
+
+// ParseState interprets the bytes of a state file. A UTF-8 BOM is
+// tolerated. The file must be a JSON object; desired_state decides if it is
+// present and not null, else gateway_state. A deciding value that is not a
+// string makes the file malformed. Keys are matched exactly (not with
+// encoding/json's case-insensitive struct matching).
+func ParseState(data []byte) State {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(data, &obj); err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return State{Reason: NoStateNotObject}
+		}
+		return State{Reason: NoStateMalformed}
+	}
+	if obj == nil { // the JSON literal null
+		return State{Reason: NoStateNotObject}
+	}
+	for _, key := range []string{"desired_state", "gateway_state"} {
+		raw, ok := obj[key]
+		if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+			continue
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return State{Reason: NoStateMalformed}
+		}
+		if s == "" {
+			return State{Reason: NoStateMalformed}
+		}
+		return State{Raw: s}
+	}
+	return State{Reason: NoStateNoKey}
+}
+
+// ReadState reads dir/gateway_state.json. Missing, unreadable, a symlink,
+// not a regular file (a directory, a FIFO), larger than MaxStateSize,
+// malformed or not an object: no state, with the reason.
+func ReadState(dir string) State {
+	data, reason := readSmallFile(filepath.Join(dir, StateFile))
+	if reason != "" {
+		return State{Reason: reason}
+	}
+	return ParseState(data)
+}
+
+// readSmallFile reads a regular file without following a symlink in its
+// last component and without blocking on a FIFO, capped at MaxStateSize.
+// It returns the bytes, or one of the NoState* reasons.
+func readSmallFile(path string) ([]byte, string) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		switch {
+		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
+			return nil, NoStateMissing
+		case errors.Is(err, unix.ELOOP):
+			return nil, NoStateSymlink
+		case errors.Is(err, unix.ENXIO), errors.Is(err, unix.EISDIR):
+			return nil, NoStateNotFile
+		}
+		return nil, NoStateUnread
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, NoStateUnread
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, NoStateNotFile
+	}
+	if st.Size > MaxStateSize {
+		return nil, NoStateTooLarge
+	}
+	// Size+1 so that a file that grew since fstat is noticed; capped anyway.
+	buf := make([]byte, 0, st.Size+1)
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) > MaxStateSize {
+				return nil, NoStateTooLarge
+			}
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, NoStateUnread
+		}
+		if n == 0 {
+			break
+		}
+		buf = buf[:len(buf)+n]
+	}
+	if len(buf) > MaxStateSize {
+		return nil, NoStateTooLarge
+	}
+	return buf, ""
+}
+
+// Prior exit values for the boot log.
+const (
+	ExitClean   = "clean"
+	ExitUnclean = "unclean"
+	ExitUnknown = "unknown"
+)
+
+// PriorExit reads dir/state/gateway.lifecycle.json: phase "exited" means
+// the gateway stopped cleanly, "running" that it died with the container,
+// anything else (or no readable file) is unknown.
+func PriorExit(dir string) string {
+	data, reason := readSmallFile(filepath.Join(dir, LifecycleFile))
+	if reason != "" {
+		return ExitUnknown
+	}
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(data, &obj) != nil {
+		return ExitUnknown
+	}
+	var phase string
+	if raw, ok := obj["phase"]; !ok || json.Unmarshal(raw, &phase) != nil {
+		return ExitUnknown
+	}
+	switch phase {
+	case "exited":
+		return ExitClean
+	case "running":
+		return ExitUnclean
+	}
+	return ExitUnknown
+}

@@ -1,0 +1,133 @@
+// Package slot renders a profile's gateway service directory
+// (<scandir>/gateway-<name>/) and publishes it: a new slot is built under a
+// dot name and renamed into place, an existing one is converged file by
+// file, so that a running s6-supervise is never torn down.
+package slot
+
+import (
+	"io/fs"
+	"strings"
+)
+
+// Prefix is the service-directory name prefix of gateway slots.
+const Prefix = "gateway-"
+
+// DirName is the slot directory name of profile name.
+func DirName(name string) string { return Prefix + name }
+
+// TmpName is the dot name under which a new slot is built (s6-svscan
+// ignores dot names): the same name the hermes CLI uses.
+func TmpName(name string) string { return "." + Prefix + name + ".tmp" }
+
+// HermesHomeDefault is the home the run script uses and the default of
+// $HERMES_HOME in the logger script, as the contract fixes it.
+const HermesHomeDefault = "/opt/data"
+
+// DefaultCommandDir is where s6-overlay installs its programs.
+const DefaultCommandDir = "/command"
+
+// DownFile's presence keeps the slot from autostarting.
+const DownFile = "down"
+
+// Spec is what a slot is made of.
+type Spec struct {
+	Name       string // valid profile name; "default" for the root profile
+	User       string // the unprivileged user baked into the scripts
+	CommandDir string // s6-overlay's program directory, normally /command
+	Down       bool   // the slot must not autostart
+}
+
+// File is one file of a rendered slot.
+type File struct {
+	Path string      // relative to the slot directory, e.g. "log/run"
+	Mode fs.FileMode // permission bits
+	Data []byte
+}
+
+// Files that Render produces, in the order they are written.
+const (
+	TypeFile   = "type"
+	RunFile    = "run"
+	FinishFile = "finish"
+	LogDir     = "log"
+	LogRunFile = "log/run"
+)
+
+// Render returns the slot's files (without down, which is Spec.Down).
+func Render(s Spec) []File {
+	return []File{
+		{Path: TypeFile, Mode: 0o644, Data: []byte("longrun\n")},
+		{Path: RunFile, Mode: 0o755, Data: []byte(RunScript(s))},
+		{Path: FinishFile, Mode: 0o755, Data: []byte(FinishScript)},
+		{Path: LogRunFile, Mode: 0o755, Data: []byte(LogRunScript(s))},
+	}
+}
+
+func cmdDir(s Spec) string {
+	if s.CommandDir == "" {
+		return DefaultCommandDir
+	}
+	return strings.TrimRight(s.CommandDir, "/")
+}
+
+// hermesArgs is the gateway command line: the default profile has no -p.
+func hermesArgs(name string) string {
+	if name == "default" {
+		return "hermes gateway run --replace"
+	}
+	return "hermes -p " + name + " gateway run --replace"
+}
+
+// RunScript is the slot's ./run. It drops to the user through
+// s6-setuidgid only when s6-supervise runs it as root (the normal case
+// under s6-overlay); started by the user itself, it runs directly.
+func RunScript(s Spec) string {
+	c := cmdDir(s)
+	args := hermesArgs(s.Name)
+	return "#!" + c + "/with-contenv sh\n" +
+		"# " + DirName(s.Name) + ": written by reconcile-profiles at every boot; edits are lost.\n" +
+		"set -e\n" +
+		"exec 2>&1\n" +
+		"export HOME=" + HermesHomeDefault + "\n" +
+		"cd " + HermesHomeDefault + "\n" +
+		"export HERMES_S6_SUPERVISED_CHILD=1\n" +
+		"export HERMES_SUPERVISED_CHILD=1\n" +
+		"if [ \"$(id -u)\" -eq 0 ]; then\n" +
+		"  exec " + c + "/s6-setuidgid " + s.User + " " + args + "\n" +
+		"fi\n" +
+		"exec " + args + "\n"
+}
+
+// FinishScript is the slot's ./finish.
+const FinishScript = `#!/bin/sh
+# s6-supervise runs ./finish with ./run's exit code as $1 (256, and the
+# signal as $2, if it was killed). 0 (stopped on purpose) and 78 (EX_CONFIG:
+# cannot run as configured) are final: exit 125 tells s6-supervise (s6 2.11
+# and later) not to restart it. Anything else: let it restart.
+case "$1" in
+0|78) exit 125 ;;
+esac
+exit 0
+`
+
+// LogRunScript is the slot's log/run: s6-log into
+// $HERMES_HOME/logs/gateways/<name>, HERMES_HOME read at run time. The
+// directory is made by the user itself (never chowned by root), and a
+// stale lock left by a previous container is removed first.
+func LogRunScript(s Spec) string {
+	c := cmdDir(s)
+	su := c + "/s6-setuidgid " + s.User + " "
+	log := c + "/s6-log 1 n10 s1000000 T \"$dir\""
+	return "#!" + c + "/with-contenv sh\n" +
+		"# logger of " + DirName(s.Name) + ": written by reconcile-profiles at every boot; edits are lost.\n" +
+		"set -e\n" +
+		"dir=\"${HERMES_HOME:-" + HermesHomeDefault + "}/logs/gateways/" + s.Name + "\"\n" +
+		"if [ \"$(id -u)\" -eq 0 ]; then\n" +
+		"  " + su + "mkdir -p \"$dir\"\n" +
+		"  " + su + "rm -f \"$dir/lock\"\n" +
+		"  exec " + su + log + "\n" +
+		"fi\n" +
+		"mkdir -p \"$dir\"\n" +
+		"rm -f \"$dir/lock\"\n" +
+		"exec " + log + "\n"
+}
