@@ -34,6 +34,7 @@ type Spec struct {
 	Name       string // valid profile name; "default" for the root profile
 	User       string // the unprivileged user baked into the scripts
 	CommandDir string // s6-overlay's program directory, normally /command
+	Home       string // HOME and working directory of the gateway, normally /opt/data
 	Down       bool   // the slot must not autostart
 }
 
@@ -63,6 +64,13 @@ func Render(s Spec) []File {
 	}
 }
 
+func home(s Spec) string {
+	if s.Home == "" {
+		return HermesHomeDefault
+	}
+	return s.Home
+}
+
 func cmdDir(s Spec) string {
 	if s.CommandDir == "" {
 		return DefaultCommandDir
@@ -88,8 +96,8 @@ func RunScript(s Spec) string {
 		"# " + DirName(s.Name) + ": written by reconcile-profiles at every boot; edits are lost.\n" +
 		"set -e\n" +
 		"exec 2>&1\n" +
-		"export HOME=" + HermesHomeDefault + "\n" +
-		"cd " + HermesHomeDefault + "\n" +
+		"export HOME=" + home(s) + "\n" +
+		"cd " + home(s) + "\n" +
 		"export HERMES_S6_SUPERVISED_CHILD=1\n" +
 		"export HERMES_SUPERVISED_CHILD=1\n" +
 		"if [ \"$(id -u)\" -eq 0 ]; then\n" +

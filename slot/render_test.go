@@ -1,0 +1,204 @@
+package slot
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+func TestRenderGolden(t *testing.T) {
+	s := Spec{Name: "work", User: "hermes", CommandDir: "/command"}
+	wantRun := `#!/command/with-contenv sh
+# gateway-work: written by reconcile-profiles at every boot; edits are lost.
+set -e
+exec 2>&1
+export HOME=/opt/data
+cd /opt/data
+export HERMES_S6_SUPERVISED_CHILD=1
+export HERMES_SUPERVISED_CHILD=1
+if [ "$(id -u)" -eq 0 ]; then
+  exec /command/s6-setuidgid hermes hermes -p work gateway run --replace
+fi
+exec hermes -p work gateway run --replace
+`
+	wantLogRun := `#!/command/with-contenv sh
+# logger of gateway-work: written by reconcile-profiles at every boot; edits are lost.
+set -e
+dir="${HERMES_HOME:-/opt/data}/logs/gateways/work"
+if [ "$(id -u)" -eq 0 ]; then
+  /command/s6-setuidgid hermes mkdir -p "$dir"
+  /command/s6-setuidgid hermes rm -f "$dir/lock"
+  exec /command/s6-setuidgid hermes /command/s6-log 1 n10 s1000000 T "$dir"
+fi
+mkdir -p "$dir"
+rm -f "$dir/lock"
+exec /command/s6-log 1 n10 s1000000 T "$dir"
+`
+	files := Render(s)
+	want := []File{
+		{TypeFile, 0o644, []byte("longrun\n")},
+		{RunFile, 0o755, []byte(wantRun)},
+		{FinishFile, 0o755, []byte(FinishScript)},
+		{LogRunFile, 0o755, []byte(wantLogRun)},
+	}
+	if len(files) != len(want) {
+		t.Fatalf("%d files, want %d", len(files), len(want))
+	}
+	for i := range want {
+		if files[i].Path != want[i].Path || files[i].Mode != want[i].Mode || string(files[i].Data) != string(want[i].Data) {
+			t.Errorf("file %d:\n got %s %v\n%s\nwant %s %v\n%s", i, files[i].Path, files[i].Mode, files[i].Data, want[i].Path, want[i].Mode, want[i].Data)
+		}
+	}
+}
+
+func TestRunScriptDefaultAndUser(t *testing.T) {
+	def := RunScript(Spec{Name: "default", User: "app", CommandDir: "/opt/s6/command/"})
+	for _, want := range []string{
+		"#!/opt/s6/command/with-contenv sh\n",
+		"  exec /opt/s6/command/s6-setuidgid app hermes gateway run --replace\n",
+		"\nexec hermes gateway run --replace\n",
+	} {
+		if !contains(def, want) {
+			t.Errorf("default run script lacks %q:\n%s", want, def)
+		}
+	}
+	if contains(def, " -p ") {
+		t.Errorf("default profile must not pass -p:\n%s", def)
+	}
+	if lr := LogRunScript(Spec{Name: "x", User: "app"}); !contains(lr, "/command/s6-setuidgid app /command/s6-log") {
+		t.Errorf("empty CommandDir must mean /command:\n%s", lr)
+	}
+}
+
+func contains(s, sub string) bool {
+	return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0)
+}
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestScriptsParse runs sh -n on every generated script.
+func TestScriptsParse(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"default", "work", "a-b_c", "0"} {
+		for _, f := range Render(Spec{Name: name, User: "hermes", CommandDir: "/command"}) {
+			if f.Path == TypeFile {
+				continue
+			}
+			p := filepath.Join(dir, filepath.Base(f.Path))
+			if err := os.WriteFile(p, f.Data, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command("sh", "-n", p).CombinedOutput(); err != nil {
+				t.Errorf("sh -n %s of %s: %v: %s", f.Path, name, err, out)
+			}
+		}
+	}
+}
+
+// TestFinishExitCodes executes ./finish the way s6-supervise does.
+func TestFinishExitCodes(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "finish")
+	if err := os.WriteFile(p, []byte(FinishScript), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"0", "0"}, 125},
+		{[]string{"78", "0"}, 125},
+		{[]string{"1", "0"}, 0},
+		{[]string{"111", "0"}, 0},
+		{[]string{"256", "15"}, 0}, // killed by SIGTERM
+		{[]string{"780", "0"}, 0},
+		{nil, 0},
+	} {
+		cmd := exec.Command(p, tt.args...)
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tt.want {
+			t.Errorf("finish %v exited %d, want %d", tt.args, code, tt.want)
+		}
+	}
+}
+
+// TestScriptsExecute runs ./run and log/run through shims, in both
+// branches: as root (through s6-setuidgid) and not (directly, by dropping
+// to the test user when the test runs as root).
+func TestScriptsExecute(t *testing.T) {
+	base := t.TempDir()
+	cmd := filepath.Join(base, "command")
+	bin := filepath.Join(base, "bin")
+	home := filepath.Join(base, "home")
+	for _, d := range []string{cmd, bin, home} {
+		os.MkdirAll(d, 0o755)
+	}
+	shims := map[string]string{
+		filepath.Join(cmd, "with-contenv"): "#!/bin/sh\nexec \"$@\"\n",
+		filepath.Join(cmd, "s6-setuidgid"): "#!/bin/sh\nu=$1; shift; echo \"setuidgid $u\"; exec \"$@\"\n",
+		filepath.Join(cmd, "s6-log"):       "#!/bin/sh\necho \"s6-log $*\"\n",
+		filepath.Join(bin, "hermes"):       "#!/bin/sh\necho \"hermes $* HOME=$HOME PWD=$(pwd) $HERMES_S6_SUPERVISED_CHILD$HERMES_SUPERVISED_CHILD\"; echo to-stderr >&2\n",
+	}
+	for p, data := range shims {
+		if err := os.WriteFile(p, []byte(data), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := Spec{Name: "work", User: "someone", CommandDir: cmd, Home: home}
+	dir := filepath.Join(base, "slot")
+	os.MkdirAll(filepath.Join(dir, "log"), 0o755)
+	for _, f := range Render(s) {
+		os.WriteFile(filepath.Join(dir, f.Path), f.Data, f.Mode)
+	}
+	env := []string{"PATH=" + bin + ":/usr/bin:/bin", "HERMES_HOME=" + home}
+	run := func(script string) string {
+		c := exec.Command(filepath.Join(dir, script))
+		c.Env = env
+		c.Dir = dir
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v: %s", script, err, out)
+		}
+		return string(out)
+	}
+	out := run("run")
+	wantHermes := "hermes -p work gateway run --replace HOME=" + home + " PWD=" + home + " 11\nto-stderr\n"
+	if os.Geteuid() == 0 {
+		wantHermes = "setuidgid someone\n" + wantHermes
+	}
+	if out != wantHermes {
+		t.Errorf("run printed %q, want %q", out, wantHermes)
+	}
+	logDir := filepath.Join(home, "logs", "gateways", "work")
+	if os.Geteuid() != 0 {
+		os.MkdirAll(logDir, 0o755)
+		os.WriteFile(filepath.Join(logDir, "lock"), nil, 0o644)
+		if out := run("log/run"); out != "s6-log 1 n10 s1000000 T "+logDir+"\n" {
+			t.Errorf("log/run printed %q", out)
+		}
+	} else {
+		// The shim s6-setuidgid does not change users: mkdir and rm run as root.
+		os.MkdirAll(logDir, 0o755)
+		os.WriteFile(filepath.Join(logDir, "lock"), nil, 0o644)
+		want := "setuidgid someone\nsetuidgid someone\nsetuidgid someone\ns6-log 1 n10 s1000000 T " + logDir + "\n"
+		if out := run("log/run"); out != want {
+			t.Errorf("log/run printed %q, want %q", out, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(logDir, "lock")); !os.IsNotExist(err) {
+		t.Errorf("stale lock not removed: %v", err)
+	}
+}
