@@ -127,6 +127,16 @@ func handOver(n *node, kind Kind, owner Owner, fix string) (Outcome, error) {
 	}
 	switch n.uid() {
 	case owner.UID:
+		if n.gid() == 0 && owner.GID != 0 && owner.UID != 0 {
+			// Half done: s6 re-sets the group to root's right after
+			// creating event/ (mkdir, chown -1:0, chmod 03730), racing a
+			// fast hand-over. Giving the user's own object to the user's
+			// own group grants nothing the user could not do itself.
+			if err := chown(n, owner.UID, owner.GID); err != nil {
+				return Outcome{}, err
+			}
+			return outcome(n, ActionChowned), nil
+		}
 		return outcome(n, ActionUnchanged), nil
 	case 0:
 		if err := chown(n, owner.UID, owner.GID); err != nil {

@@ -44,6 +44,9 @@ type ServiceResult struct {
 	Name   string
 	Path   string // <scandir>/<name>
 	Target string // resolved directory when the entry is a root-owned symlink
+	// Resolved: the entry is a real directory or a trusted symlink to one
+	// (false when it was refused or is gone).
+	Resolved bool
 	// HasSupervise, HasLog, LogHasSupervise tell a watcher which
 	// directories exist (and deserve a watch).
 	HasSupervise    bool
@@ -66,6 +69,7 @@ func (s *Scandir) FixService(name string, owner Owner, pol Policy) (ServiceResul
 	}
 	defer svc.close()
 	res.Target = target
+	res.Resolved = true
 	var errs []error
 	var hasSup bool
 	res.Outcomes, hasSup, errs = fixServiceDir(svc, owner, pol, res.Outcomes, errs)

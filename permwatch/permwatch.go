@@ -1,0 +1,518 @@
+// Package permwatch is perm-watcher's engine: it keeps every service of an
+// s6 scandir usable by one unprivileged user, as s6-supervise creates
+// supervise/, supervise/control and event/ as root.
+//
+// It is level-triggered. inotify events (one fsnotify instance; watches on
+// the scandir, each service directory, each log/ directory and each
+// supervise/ directory) only wake the loop and name a service; the loop then
+// re-reads that service from the filesystem through package perms (which
+// never follows a symlink the user could have made and only touches
+// root-owned objects of the expected type) and fixes what is wrong. A full
+// pass runs at start, after an inotify queue overflow or any watcher error,
+// and every Resync.
+package permwatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/rs/zerolog"
+
+	"github.com/hermes-s6/hermes-s6/identity"
+	"github.com/hermes-s6/hermes-s6/perms"
+)
+
+// ErrUsage is wrapped by errors that come from the configuration (exit 100).
+var ErrUsage = errors.New("wrong usage")
+
+// ServiceName is perm-watcher's own s6-rc service name, excluded by default.
+const ServiceName = "perm-watcher"
+
+// DefaultExcludes are the scandir entries never touched: s6-rc's and
+// s6-linux-init's own services and perm-watcher itself.
+var DefaultExcludes = []string{"s6rc-*", "s6-linux-*", ServiceName}
+
+// Defaults.
+const (
+	DefaultScandir          = "/run/service"
+	DefaultUser             = "hermes"
+	DefaultResync           = time.Minute
+	DefaultDegradedInterval = time.Second
+)
+
+// Config is what Run and Check need.
+type Config struct {
+	Scandir string
+	User    string
+	Policy  perms.Policy
+	Exclude []string // globs (filepath.Match) on scandir entry names
+	Once    bool
+	// Resync is the period of the safety-net full pass; 0 turns it off.
+	Resync time.Duration
+	// DegradedInterval is the period of full passes when inotify watches
+	// cannot be added (ENOSPC/EMFILE); 0 means DefaultDegradedInterval.
+	DegradedInterval time.Duration
+	// Ready is called once, after the first full pass (s6 readiness).
+	Ready func()
+	Log   zerolog.Logger
+}
+
+// Validate checks the configuration; its errors wrap ErrUsage.
+func (c *Config) Validate() error {
+	if c.Scandir == "" {
+		return fmt.Errorf("%w: --scandir must not be empty", ErrUsage)
+	}
+	if c.User == "" {
+		return fmt.Errorf("%w: --user must not be empty", ErrUsage)
+	}
+	if c.Policy == "" {
+		c.Policy = perms.PolicyOwner
+	}
+	if _, err := perms.ParsePolicy(string(c.Policy)); err != nil {
+		return fmt.Errorf("%w: --policy: %v", ErrUsage, err)
+	}
+	for _, g := range c.Exclude {
+		if _, err := filepath.Match(g, ""); err != nil {
+			return fmt.Errorf("%w: --exclude %q: %v", ErrUsage, g, err)
+		}
+	}
+	if c.Resync < 0 {
+		return fmt.Errorf("%w: --resync must not be negative", ErrUsage)
+	}
+	if c.DegradedInterval <= 0 {
+		c.DegradedInterval = DefaultDegradedInterval
+	}
+	return nil
+}
+
+// Excluded reports whether the scandir entry name is left alone: dot names
+// (s6-svscan ignores them: .s6-svscan, slots being staged) and the
+// configured globs.
+func (c *Config) Excluded(name string) bool {
+	if name == "" || strings.HasPrefix(name, ".") {
+		return true
+	}
+	for _, g := range c.Exclude {
+		if ok, _ := filepath.Match(g, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func resolveOwner(c *Config) (identity.Identity, perms.Owner, error) {
+	id, err := identity.Lookup(c.User)
+	if err != nil {
+		if errors.Is(err, identity.ErrNoSuchUser) {
+			return id, perms.Owner{}, fmt.Errorf("%w: %v", ErrUsage, err)
+		}
+		return id, perms.Owner{}, err
+	}
+	if id.UID == 0 {
+		return id, perms.Owner{}, fmt.Errorf("%w: --user %s is root: there is nothing to hand over", ErrUsage, c.User)
+	}
+	return id, perms.Owner{UID: id.UID, GID: id.GID}, nil
+}
+
+// watcher state, owned by the loop goroutine.
+type engine struct {
+	cfg     *Config
+	log     zerolog.Logger
+	owner   perms.Owner
+	scandir string // cleaned
+
+	w        *fsnotify.Watcher // nil when inotify is unavailable
+	watched  map[string]bool   // paths with an inotify watch
+	services map[string]bool   // scandir entries being looked after
+	lastErr  map[string]string // last refusal per service, to log changes only
+	degraded bool              // watches could not all be added: poll
+	warned   bool
+}
+
+// Run looks after cfg.Scandir until ctx ends (or one pass with cfg.Once).
+// It returns nil when ctx is cancelled (SIGTERM), an error wrapping ErrUsage
+// for configuration problems, and other errors for system failures.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	_, owner, err := resolveOwner(&cfg)
+	if err != nil {
+		return err
+	}
+	e := &engine{
+		cfg:      &cfg,
+		log:      cfg.Log.With().Str("policy", string(cfg.Policy)).Logger(),
+		owner:    owner,
+		scandir:  filepath.Clean(cfg.Scandir),
+		watched:  map[string]bool{},
+		services: map[string]bool{},
+		lastErr:  map[string]string{},
+	}
+	e.log.Info().Str("path", e.scandir).Str("user", cfg.User).Int("uid", owner.UID).Int("gid", owner.GID).
+		Bool("once", cfg.Once).Dur("resync", cfg.Resync).Msg("perm-watcher starting")
+
+	if cfg.Once {
+		if err := e.fullPass(); err != nil {
+			return err
+		}
+		if cfg.Ready != nil {
+			cfg.Ready()
+		}
+		return nil
+	}
+
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		e.log.Error().Err(err).Str("path", e.scandir).
+			Msg("cannot create an inotify instance (too many? see /proc/sys/fs/inotify/max_user_instances); falling back to periodic passes")
+		e.degraded = true
+		e.warned = true
+	} else {
+		e.w = w
+		defer w.Close()
+	}
+
+	// The scandir watch comes before the first listing.
+	e.addWatch(e.scandir)
+	if err := e.fullPass(); err != nil {
+		return err
+	}
+	if cfg.Ready != nil {
+		cfg.Ready()
+	}
+	e.log.Info().Int("services", len(e.services)).Int("watches", len(e.watched)).Msg("first pass done")
+	return e.loop(ctx)
+}
+
+func (e *engine) loop(ctx context.Context) error {
+	var resync <-chan time.Time
+	if e.cfg.Resync > 0 {
+		t := time.NewTicker(e.cfg.Resync)
+		defer t.Stop()
+		resync = t.C
+	}
+	degradedTick := time.NewTicker(e.cfg.DegradedInterval)
+	defer degradedTick.Stop()
+
+	var events chan fsnotify.Event
+	var errs chan error
+	if e.w != nil {
+		events, errs = e.w.Events, e.w.Errors
+	}
+	pending := map[string]bool{}
+	for {
+		full := false
+		var degradedC <-chan time.Time
+		if e.degraded {
+			degradedC = degradedTick.C
+		}
+		select {
+		case <-ctx.Done():
+			e.log.Info().Msg("perm-watcher stopping")
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				e.setDegraded(errors.New("inotify event channel closed"))
+				continue
+			}
+			full = e.route(ev, pending)
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			full = e.watchError(err)
+		case <-resync:
+			full = true
+		case <-degradedC:
+			full = true
+		}
+		// Merge whatever else is already queued before doing the work.
+	drain:
+		for i := 0; i < 4096; i++ {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					events = nil
+					break drain
+				}
+				full = e.route(ev, pending) || full
+			case err, ok := <-errs:
+				if !ok {
+					errs = nil
+					break drain
+				}
+				full = e.watchError(err) || full
+			default:
+				break drain
+			}
+		}
+		if ctx.Err() != nil {
+			continue
+		}
+		if full {
+			clear(pending)
+			if err := e.fullPass(); err != nil {
+				e.log.Error().Err(err).Str("path", e.scandir).Msg("full pass failed; retrying at the next wake-up")
+				e.setDegraded(err)
+			}
+			continue
+		}
+		for name := range pending {
+			delete(pending, name)
+			if ctx.Err() != nil {
+				break
+			}
+			e.handle(name)
+		}
+	}
+}
+
+func (e *engine) watchError(err error) bool {
+	if errors.Is(err, fsnotify.ErrEventOverflow) {
+		e.log.Warn().Err(err).Msg("inotify queue overflowed: events were lost, doing a full pass (raise /proc/sys/fs/inotify/max_queued_events if it recurs)")
+	} else {
+		e.log.Warn().Err(err).Msg("inotify error: doing a full pass")
+	}
+	return true
+}
+
+// route maps an event to the service it concerns and queues it. It returns
+// true when a full pass is needed.
+func (e *engine) route(ev fsnotify.Event, pending map[string]bool) bool {
+	if ev.Name == e.scandir {
+		return true // the scandir itself was removed, renamed or chmodded
+	}
+	rel, ok := strings.CutPrefix(ev.Name, e.scandir+"/")
+	if !ok {
+		return false
+	}
+	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+		// A watched directory that went away (or was renamed away, taking
+		// its watch along) releases its watches and those below it.
+		for _, p := range []string{ev.Name, ev.Name + "/supervise", ev.Name + "/log", ev.Name + "/log/supervise"} {
+			if e.watched[p] {
+				delete(e.watched, p)
+				if e.w != nil {
+					_ = e.w.Remove(p)
+				}
+			}
+		}
+	}
+	parts := strings.Split(rel, "/")
+	name := parts[0]
+	if e.cfg.Excluded(name) {
+		return false
+	}
+	// Only names s6 creates matter below the service; status.new and
+	// friends churn on every state change.
+	relevant := true
+	switch len(parts) {
+	case 1:
+	case 2:
+		relevant = parts[1] == "supervise" || parts[1] == "event" || parts[1] == "log"
+	case 3:
+		relevant = parts[1] == "supervise" && parts[2] == "control" ||
+			parts[1] == "log" && (parts[2] == "supervise" || parts[2] == "event")
+	case 4:
+		relevant = parts[1] == "log" && parts[2] == "supervise" && parts[3] == "control"
+	default:
+		relevant = false
+	}
+	if relevant {
+		pending[name] = true
+	}
+	return false
+}
+
+func (e *engine) setDegraded(err error) {
+	if !e.degraded {
+		e.degraded = true
+	}
+	if !e.warned {
+		e.warned = true
+		e.log.Error().Err(err).Dur("duration_ms", e.cfg.DegradedInterval).
+			Msg("inotify watches cannot be added (limit reached: raise /proc/sys/fs/inotify/max_user_watches, or max_user_instances if the instance could not be created); falling back to a full pass every interval")
+	}
+}
+
+// addWatch adds an inotify watch on p; it reports whether a new watch was
+// added. Missing paths are fine (the parent's watch will tell).
+func (e *engine) addWatch(p string) bool {
+	if e.w == nil || e.watched[p] {
+		return false
+	}
+	if err := e.w.Add(p); err != nil {
+		switch {
+		case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENOMEM):
+			e.setDegraded(err)
+		case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+		default:
+			e.log.Debug().Err(err).Str("path", p).Msg("cannot watch")
+		}
+		return false
+	}
+	e.watched[p] = true
+	return true
+}
+
+func (e *engine) dropWatches(name string) {
+	base := filepath.Join(e.scandir, name)
+	for _, p := range []string{base + "/log/supervise", base + "/log", base + "/supervise", base} {
+		if e.watched[p] {
+			delete(e.watched, p)
+			if e.w != nil {
+				_ = e.w.Remove(p)
+			}
+		}
+	}
+}
+
+// fullPass lists the scandir and handles every entry; entries gone since
+// the last pass release their watches.
+func (e *engine) fullPass() error {
+	start := time.Now()
+	if e.w != nil {
+		// Resynchronise the watch set with fsnotify's (watches vanish with
+		// their directories).
+		clear(e.watched)
+		for _, p := range e.w.WatchList() {
+			e.watched[p] = true
+		}
+		e.addWatch(e.scandir)
+	}
+	sd, err := perms.OpenScandir(e.scandir)
+	if err != nil {
+		return err
+	}
+	names, err := sd.Names()
+	sd.Close()
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, name := range names {
+		if e.cfg.Excluded(name) {
+			continue
+		}
+		seen[name] = true
+		e.handle(name)
+	}
+	for name := range e.services {
+		if !seen[name] {
+			e.forget(name)
+		}
+	}
+	e.log.Debug().Int("services", len(e.services)).Dur("duration_ms", time.Since(start)).Msg("full pass")
+	return nil
+}
+
+func (e *engine) forget(name string) {
+	e.dropWatches(name)
+	delete(e.services, name)
+	delete(e.lastErr, name)
+}
+
+// handle re-reads one service and fixes it. New watches are added as soon
+// as a directory is known to be a real one, and the service is then read
+// again, so that nothing created before the watch took effect is missed.
+func (e *engine) handle(name string) {
+	base := filepath.Join(e.scandir, name)
+	sd, err := perms.OpenScandir(e.scandir)
+	if err != nil {
+		e.log.Error().Err(err).Str("path", e.scandir).Msg("cannot open the scandir")
+		return
+	}
+	defer sd.Close()
+	var all []perms.Outcome
+	var res perms.ServiceResult
+	for round := 0; round < 4; round++ {
+		res, err = sd.FixService(name, e.owner, e.cfg.Policy)
+		all = append(all, res.Outcomes...)
+		if !res.Resolved {
+			if errors.Is(err, fs.ErrNotExist) {
+				if e.services[name] {
+					e.log.Info().Str("service", name).Str("path", base).Msg("service removed")
+				}
+				e.forget(name)
+				return
+			}
+			break
+		}
+		added := e.addWatch(base)
+		if res.HasSupervise {
+			added = e.addWatch(base+"/supervise") || added
+		}
+		if res.HasLog {
+			added = e.addWatch(base+"/log") || added
+		}
+		if res.LogHasSupervise {
+			added = e.addWatch(base+"/log/supervise") || added
+		}
+		if !added {
+			break
+		}
+	}
+	if !e.services[name] {
+		e.services[name] = true
+		e.log.Debug().Str("service", name).Str("path", base).Str("target", res.Target).Msg("looking after service")
+	}
+	res.Outcomes = all
+	e.report(name, res, err)
+}
+
+func (e *engine) report(name string, res perms.ServiceResult, err error) {
+	for _, o := range res.Outcomes {
+		switch o.Action {
+		case perms.ActionUnchanged, perms.ActionMissing:
+			continue
+		}
+		e.log.Info().Str("service", name).Str("path", o.Path).Str("action", o.Action).
+			Int("uid", o.UID).Int("gid", o.GID).Str("mode", fmt.Sprintf("%04o", uint32(o.Mode.Perm())|specialBits(o.Mode))).
+			Msg("handed over")
+	}
+	if err != nil {
+		msg := err.Error()
+		if e.lastErr[name] != msg {
+			e.lastErr[name] = msg
+			e.log.Warn().Str("service", name).Str("path", res.Path).Err(err).Msg("refused to touch (left as is)")
+		}
+	} else if e.lastErr[name] != "" {
+		delete(e.lastErr, name)
+		e.log.Info().Str("service", name).Msg("no longer refused")
+	}
+}
+
+func specialBits(m fs.FileMode) uint32 {
+	var b uint32
+	if m&fs.ModeSetuid != 0 {
+		b |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		b |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		b |= 0o1000
+	}
+	return b
+}
+
+// sortedKeys is for deterministic output.
+func sortedKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
