@@ -57,6 +57,9 @@ type Config struct {
 	Scandir    string // s6-svscan's scandir
 	User       string // unprivileged user: resolved at run time, baked into the scripts by name
 	CommandDir string // where s6-overlay's programs are (/command)
+	// GatewayHome is HOME and the working directory of the gateway in the
+	// run scripts: /opt/data, as the contract fixes it (tests change it).
+	GatewayHome string
 	Proc       string // /proc: container argv and s6 detection
 	S6Basedir  string // /run/s6/basedir: s6 detection
 	DryRun     bool   // print what would be done, change nothing
@@ -89,6 +92,9 @@ func (c *Config) defaults() {
 	if c.CommandDir == "" {
 		c.CommandDir = slot.DefaultCommandDir
 	}
+	if c.GatewayHome == "" {
+		c.GatewayHome = slot.HermesHomeDefault
+	}
 	if c.Proc == "" {
 		c.Proc = DefaultProc
 	}
@@ -115,7 +121,7 @@ func (c *Config) Validate() error {
 	c.defaults()
 	for _, p := range []struct{ flag, v string }{
 		{"--hermes-home", c.HermesHome}, {"--scandir", c.Scandir}, {"--command-dir", c.CommandDir},
-		{"--proc", c.Proc}, {"--s6-basedir", c.S6Basedir},
+		{"--proc", c.Proc}, {"--s6-basedir", c.S6Basedir}, {"--gateway-home", c.GatewayHome},
 	} {
 		if !filepath.IsAbs(p.v) {
 			return fmt.Errorf("%w: %s %q: must be an absolute path", ErrUsage, p.flag, p.v)
@@ -124,6 +130,9 @@ func (c *Config) Validate() error {
 	// The command dir goes into a #! line and unquoted into scripts.
 	if !plain(c.CommandDir, "/._+-") {
 		return fmt.Errorf("%w: --command-dir %q: only letters, digits and /._+- are allowed (it goes into #! lines)", ErrUsage, c.CommandDir)
+	}
+	if !plain(c.GatewayHome, "/._+-") {
+		return fmt.Errorf("%w: --gateway-home %q: only letters, digits and /._+- are allowed (it goes unquoted into scripts)", ErrUsage, c.GatewayHome)
 	}
 	if !plain(c.User, "._-") || strings.HasPrefix(c.User, "-") {
 		return fmt.Errorf("%w: --user %q: not a portable user name ([A-Za-z0-9._-], not starting with -)", ErrUsage, c.User)

@@ -197,7 +197,7 @@ func reconcileNamed(ctx context.Context, cfg *Config, log zerolog.Logger, pub *s
 		removeStale(log, c.Name, c.Dir)
 	}
 	down := multiplex || !st.Running()
-	publish(ctx, cfg, log, pub, pubErr, &o.SlotOutcome, slot.Spec{Name: c.Name, User: cfg.User, CommandDir: cfg.CommandDir, Down: down}, st)
+	publish(ctx, cfg, log, pub, pubErr, &o.SlotOutcome, slot.Spec{Name: c.Name, User: cfg.User, CommandDir: cfg.CommandDir, Home: cfg.GatewayHome, Down: down}, st)
 	return o
 }
 
@@ -231,7 +231,7 @@ func reconcileDefault(ctx context.Context, cfg *Config, log zerolog.Logger, pub 
 	if !cfg.DryRun {
 		removeStale(log, profile.DefaultName, home)
 	}
-	publish(ctx, cfg, log, pub, pubErr, &o, slot.Spec{Name: profile.DefaultName, User: cfg.User, CommandDir: cfg.CommandDir, Down: !running}, st)
+	publish(ctx, cfg, log, pub, pubErr, &o, slot.Spec{Name: profile.DefaultName, User: cfg.User, CommandDir: cfg.CommandDir, Home: cfg.GatewayHome, Down: !running}, st)
 	return o
 }
 

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/hermes-s6/hermes-s6/logging"
@@ -71,6 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Scandir, "scandir", envOr("S6_PROFILE_GATEWAY_SCANDIR", reconcile.DefaultScandir), "s6-svscan's scan directory (env S6_PROFILE_GATEWAY_SCANDIR)")
 	fs.StringVar(&cfg.User, "user", reconcile.DefaultUser, "unprivileged user, resolved by name at run time; baked by name into the slot scripts")
 	fs.StringVar(&cfg.CommandDir, "command-dir", "/command", "directory of s6-overlay's programs (with-contenv, s6-setuidgid, s6-log) used in the slot scripts")
+	fs.StringVar(&cfg.GatewayHome, "gateway-home", "/opt/data", "HOME and working directory of the gateway in the slot run scripts")
 	fs.StringVar(&cfg.Proc, "proc", reconcile.DefaultProc, "proc file system: the container command (legacy migration, dashboard) and /proc/1/comm (s6 detection)")
 	fs.StringVar(&cfg.S6Basedir, "s6-basedir", reconcile.DefaultS6Basedir, "s6-overlay's basedir: s6 is detected only if it is a directory")
 	fs.BoolVar(&cfg.DryRun, "dry-run", false, "print one line per slot saying what would be done, and change nothing (no chown either)")
@@ -81,7 +83,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	usage := func(w io.Writer) {
 		fs.SetOutput(w)
 		fmt.Fprint(w, usageHead)
-		fs.PrintDefaults()
+		fs.VisitAll(func(f *flag.Flag) {
+			name, usage := flag.UnquoteUsage(f)
+			fmt.Fprintf(w, "  %s\n    \t%s", strings.TrimSpace("--"+f.Name+" "+name), usage)
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+				fmt.Fprintf(w, " (default %q)", f.DefValue)
+			}
+			fmt.Fprintln(w)
+		})
 		fmt.Fprint(w, usageTail)
 	}
 	fs.Usage = func() {} // printed below, once, on the right stream
