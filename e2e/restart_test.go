@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"sort"
+	"strings"
+	"testing"
+)
+
+// restartSeed is HERMES_HOME for TestBootReconcileAcrossRestarts.
+const restartSeed = `
+cd /opt/data
+printf '{"gateway_state":"running"}' > gateway_state.json
+mk() { mkdir -p "profiles/$1"; echo "$1" > "profiles/$1/SOUL.md"; if [ -n "$2" ]; then printf '%s' "$2" > "profiles/$1/gateway_state.json"; fi; }
+mk run1 '{"gateway_state":"running"}'
+mk run2 '{"gateway_state":"draining"}'
+mk run3 '{"gateway_state":"stopped","desired_state":"running"}'
+mk stop1 '{"gateway_state":"stopped"}'
+mk fail1 '{"gateway_state":"startup_failed"}'
+mk corrupt '{"gateway_state":'
+mk nostate ''
+mk Bad_Name '{"gateway_state":"running"}'
+mkdir -p profiles/notaprofile
+printf '{"gateway_state":"running"}' > profiles/notaprofile/gateway_state.json
+`
+
+// staleScript leaves the runtime files of a dead PID namespace behind, as
+// a gateway killed with its container would.
+const staleScript = `cd /opt/data
+for d in . profiles/run1 profiles/stop1; do echo 4242 > "$d/gateway.pid"; echo '[]' > "$d/processes.json"; done`
+
+// TestBootReconcileAcrossRestarts: on a named volume, boot reconcile
+// brings back exactly the profiles whose desired state is running, after
+// each of 5 `docker restart`s, and bad profiles do not stop the others.
+func TestBootReconcileAcrossRestarts(t *testing.T) {
+	requireImage(t)
+	t.Parallel()
+	vol := newVolume(t)
+	if err := seed(t.Context(), vol, restartSeed+staleScript); err != nil {
+		t.Fatal(err)
+	}
+	b := startBox(t, boxOpts{volume: vol})
+
+	up := []string{"default", "run1", "run2", "run3"}
+	down := []string{"stop1", "fail1", "corrupt", "nostate"}
+	var want []string
+	for _, p := range append(append([]string{}, up...), down...) {
+		want = append(want, "gateway-"+p)
+	}
+	want = append(want, "perm-watcher", "static-test")
+	sort.Strings(want)
+
+	logLines := func() []string {
+		out := strings.TrimSpace(b.MustSh(t, `cat /opt/data/logs/container-boot.log`))
+		return strings.Split(out, "\n")
+	}
+	prev := 0 // boot-log lines before this boot
+	check := func(boot int) {
+		t.Helper()
+		for _, p := range up {
+			waitUp(t, b, "/run/service/gateway-"+p, "true")
+		}
+		for _, p := range down {
+			waitUp(t, b, "/run/service/gateway-"+p, "false")
+		}
+		got := strings.Fields(b.MustSh(t, `ls /run/service`))
+		sort.Strings(got)
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("boot %d: /run/service = %v, want %v", boot, got, want)
+		}
+		b.MustSh(t, `cd /opt/data
+for d in . profiles/run1 profiles/stop1; do
+  for f in gateway.pid processes.json; do
+    if [ -e "$d/$f" ]; then echo "stale $d/$f still there"; exit 1; fi
+  done
+done`)
+		// The last boot logged one line per registered slot.
+		lines := logLines()
+		log := strings.Join(lines[prev:], "\n")
+		seen := map[string]int{}
+		for _, l := range lines[prev:] {
+			for _, f := range strings.Fields(l) {
+				if p, ok := strings.CutPrefix(f, "profile="); ok {
+					seen[p]++
+				}
+			}
+		}
+		for _, p := range append(append([]string{}, up...), down...) {
+			if seen[p] != 1 {
+				t.Errorf("boot %d: this boot's log lines name profile %s %d times:\n%s", boot, p, seen[p], log)
+			}
+		}
+		if t.Failed() {
+			t.FailNow()
+		}
+	}
+	check(1)
+	for i := 2; i <= 6; i++ {
+		b.MustSh(t, staleScript)
+		prev = len(logLines())
+		b.restart(t)
+		t.Logf("restart %d: same result", i-1)
+		check(i)
+	}
+}
