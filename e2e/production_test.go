@@ -22,7 +22,7 @@ func fakeTarballs(t *testing.T, dir string) map[string]string {
 	t.Helper()
 	trees := map[string]map[string]string{
 		"noarch": {
-			"init": "#!/bin/sh\necho fake-s6-overlay-init \"$@\"\nexec \"$@\"\n",
+			"init":                              "#!/bin/sh\necho fake-s6-overlay-init \"$@\"\nexec \"$@\"\n",
 			"package/admin/s6-overlay/etc/fake": "noarch\n",
 		},
 		"x86_64": {
