@@ -155,7 +155,13 @@ func readSmallFile(path string) ([]byte, string) {
 		if n == 0 {
 			break
 		}
+		short := len(buf)+n < cap(buf)
 		buf = buf[:len(buf)+n]
+		if short && int64(len(buf)) == st.Size {
+			// The whole file as fstat sized it, and a short read: that is
+			// EOF for a regular file; spare the read(2) that returns 0.
+			break
+		}
 	}
 	if len(buf) > MaxStateSize {
 		return nil, NoStateTooLarge

@@ -60,9 +60,9 @@ type Config struct {
 	// GatewayHome is HOME and the working directory of the gateway in the
 	// run scripts: /opt/data, as the contract fixes it (tests change it).
 	GatewayHome string
-	Proc       string // /proc: container argv and s6 detection
-	S6Basedir  string // /run/s6/basedir: s6 detection
-	DryRun     bool   // print what would be done, change nothing
+	Proc        string // /proc: container argv and s6 detection
+	S6Basedir   string // /run/s6/basedir: s6 detection
+	DryRun      bool   // print what would be done, change nothing
 
 	// Getenv reads the environment (os.Getenv when nil).
 	Getenv func(string) string
