@@ -37,13 +37,18 @@ func Strict() bool {
 	return v == "1" || v == "true" || v == "yes"
 }
 
+// skipShort skips under -short, an explicit request for the fast subset
+// (make unit), even where the requirement is met.
+func skipShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("-short: skipping a test that needs %s", what)
+	}
+}
+
 func skipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
-	if testing.Short() {
-		// -short is an explicit request for the fast subset (make unit).
-		t.Skip("-short: " + msg)
-	}
 	if Strict() {
 		t.Fatalf("%s (required because %s is set)", msg, RequireAllEnv)
 	}
@@ -55,6 +60,7 @@ func skipOrFail(t testing.TB, format string, args ...any) {
 // privileges.
 func RequireRoot(t testing.TB) {
 	t.Helper()
+	skipShort(t, "root")
 	if os.Geteuid() != 0 {
 		skipOrFail(t, "needs root: it changes file owners and runs processes as UID %d", TestUID)
 	}
@@ -64,6 +70,7 @@ func RequireRoot(t testing.TB) {
 // returns the directory that holds them.
 func RequireS6(t testing.TB) string {
 	t.Helper()
+	skipShort(t, "s6")
 	p, err := exec.LookPath("s6-svscan")
 	if err != nil {
 		skipOrFail(t, "needs s6-svscan on PATH (apt-get install s6 execline): %v", err)
@@ -80,6 +87,7 @@ func RequireS6(t testing.TB) string {
 // RequireDocker skips (or fails) unless a Docker engine answers.
 func RequireDocker(t testing.TB) {
 	t.Helper()
+	skipShort(t, "Docker")
 	if _, err := exec.LookPath("docker"); err != nil {
 		skipOrFail(t, "needs the docker CLI and a running engine: %v", err)
 		return
