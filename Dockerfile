@@ -29,10 +29,10 @@ RUN set -eu; \
 # stop; our programs exit at once on SIGTERM, so keep it low.
 ENV HERMES_HOME=/opt/data \
     S6_KILL_GRACETIME=500
-COPY bin/reconcile-profiles bin/perm-watcher /usr/local/bin/
-COPY rootfs/ /
 VOLUME ["/opt/data"]
 ENTRYPOINT ["/init"]
+# Each target then adds its s6, and last (they change most often) rootfs/
+# and the two programs: the same two COPY lines in hermetic and production.
 
 # --- hermetic: Debian's s6 and execline, with a stand-in /init ------------
 FROM common AS hermetic
@@ -49,6 +49,8 @@ RUN set -eu; \
     for f in /usr/bin/s6-* /usr/bin/s6lockd /usr/lib/execline/bin/*; do ln -s "$f" /command/; done; \
     ln -s /usr/lib/hermetic-s6/with-contenv /command/with-contenv; \
     ln -s /usr/lib/hermetic-s6/init /init
+COPY rootfs/ /
+COPY bin/reconcile-profiles bin/perm-watcher /usr/local/bin/
 
 # --- hermetic-test: test-only content on top of hermetic ------------------
 FROM hermetic AS hermetic-test
@@ -102,3 +104,5 @@ RUN set -eu; \
     fi; \
     for pair in "$@"; do tar -C / -Jxpf "${dist}/s6-overlay-${pair%% *}.tar.xz"; done; \
     rm -rf "${dist}" /var/lib/apt/lists/*
+COPY rootfs/ /
+COPY bin/reconcile-profiles bin/perm-watcher /usr/local/bin/

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -147,23 +145,30 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool
 
 // waitReady waits until boot reconcile is done, i.e. one more boot than
 // before has logged its profile=default line in container-boot.log, and
-// perm-watcher is up and ready.
+// perm-watcher is up and ready. Both are polled inside the container (one
+// exec each: execs are slow on a loaded 2-core machine).
 func (b *box) waitReady(t testing.TB) {
 	t.Helper()
 	b.boots++
-	want := b.boots
-	waitFor(t, 60*time.Second, fmt.Sprintf("boot #%d reconcile (profile=default in container-boot.log)", want), func() (bool, string) {
-		// As hermes: the boot log is hermes's and is what operators read.
-		code, out := b.ExecSh(t, `grep -c ' profile=default ' /opt/data/logs/container-boot.log 2>&1`)
-		n, _ := strconv.Atoi(strings.TrimSpace(out))
-		return code == 0 && n >= want, out
-	})
-	waitFor(t, 30*time.Second, "perm-watcher up and ready", func() (bool, string) {
-		// As root: perm-watcher excludes its own service, so its supervise/
-		// stays root's 0700 and hermes cannot read its status by design.
-		code, out := b.Exec(t, []string{"/command/s6-svstat", "-o", "up,ready", "/run/service/perm-watcher"}, AsRoot())
-		return code == 0 && strings.TrimSpace(out) == "true true", out
-	})
+	// As hermes: the boot log is hermes's and is what operators read.
+	code, out := b.ExecSh(t, fmt.Sprintf(`i=0
+until [ "$(grep -c ' profile=default ' /opt/data/logs/container-boot.log 2>/dev/null)" -ge %d ]; do
+  i=$((i+1)); [ $i -le 1200 ] || { cat /opt/data/logs/container-boot.log; exit 1; }
+  sleep 0.05
+done`, b.boots))
+	if code != 0 {
+		t.Fatalf("boot #%d: no new profile=default line in container-boot.log after 60 s:\n%s", b.boots, out)
+	}
+	// As root: perm-watcher excludes its own service, so its supervise/
+	// stays root's 0700 and hermes cannot read its status by design.
+	code, out = b.ExecSh(t, `i=0
+until [ "$(/command/s6-svstat -o up,ready /run/service/perm-watcher 2>&1)" = "true true" ]; do
+  i=$((i+1)); [ $i -le 600 ] || { /command/s6-svstat /run/service/perm-watcher; exit 1; }
+  sleep 0.05
+done`, AsRoot())
+	if code != 0 {
+		t.Fatalf("boot #%d: perm-watcher not up and ready after 30 s: %s", b.boots, out)
+	}
 }
 
 // restart is `docker restart`: stop (SIGTERM to PID 1), start, wait ready.

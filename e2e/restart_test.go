@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
@@ -56,11 +57,18 @@ func TestBootReconcileAcrossRestarts(t *testing.T) {
 	prev := 0 // boot-log lines before this boot
 	check := func(boot int) {
 		t.Helper()
-		for _, p := range up {
-			waitUp(t, b, "/run/service/gateway-"+p, "true")
-		}
-		for _, p := range down {
-			waitUp(t, b, "/run/service/gateway-"+p, "false")
+		// One exec polls every slot's state, as hermes.
+		code, out := b.ExecSh(t, fmt.Sprintf(`i=0
+while :; do
+  bad=
+  for p in %s; do [ "$(/command/s6-svstat -o up /run/service/gateway-$p 2>&1)" = true ] || bad="$bad $p(want up)"; done
+  for p in %s; do [ "$(/command/s6-svstat -o up /run/service/gateway-$p 2>&1)" = false ] || bad="$bad $p(want down)"; done
+  [ -z "$bad" ] && exit 0
+  i=$((i+1)); [ $i -le 400 ] || { echo "$bad"; exit 1; }
+  sleep 0.05
+done`, strings.Join(up, " "), strings.Join(down, " ")))
+		if code != 0 {
+			t.Fatalf("boot %d: slots not in their desired state after 20 s: %s", boot, out)
 		}
 		got := strings.Fields(b.MustSh(t, `ls /run/service`))
 		sort.Strings(got)
