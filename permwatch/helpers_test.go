@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,27 +76,45 @@ func must(t testing.TB, err error) {
 
 // startSvscan runs s6-svscan as root on the scandir and registers its
 // shutdown (s6-svscanctl -t, then a kill) even when the test fails.
+//
+// Its stdout and stderr are nil (/dev/null), never an io.Writer: with a
+// Writer, os/exec copies through a pipe and cmd.Wait blocks until every
+// descendant (s6-supervise, the services it runs in their own sessions)
+// has closed it. Every wait in the cleanup is bounded, and only our own
+// process group and the processes whose cwd is below our temp root are
+// killed.
 func (f *fixture) startSvscan() {
 	t := f.t
 	t.Helper()
 	cmd := exec.Command("s6-svscan", "-c", "4096", f.scandir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	cmd.Stdout, cmd.Stderr = nil, nil
 	must(t, cmd.Start())
 	f.svscan = cmd
+	pid := cmd.Process.Pid
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		_ = exec.Command("s6-svscanctl", "-t", f.scandir).Run()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = exec.CommandContext(ctx, "s6-svscanctl", "-t", f.scandir).Run()
+		cancel()
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
+			// Our own process group only (Setpgid above): s6-svscan and
+			// the s6-supervise processes it forked.
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Logf("s6-svscan (pid %d) still not reaped 5s after SIGKILL; going on", pid)
+			}
 		}
-		// Supervisors that outlived s6-svscan (they run in their own
-		// sessions' parents' group): kill what still runs below the root.
-		killBelow(f.root)
+		// Supervisors and services that outlived s6-svscan (services run
+		// in their own sessions): kill what still runs below our root.
+		if left := killBelow(f.root, 5*time.Second); len(left) > 0 {
+			t.Logf("processes below %s still alive after SIGKILL: %v", f.root, left)
+		}
 	})
 	f.waitFor(5*time.Second, "s6-svscan control FIFO", func() (bool, string) {
 		_, err := os.Lstat(filepath.Join(f.scandir, ".s6-svscan/control"))
@@ -104,18 +122,37 @@ func (f *fixture) startSvscan() {
 	})
 }
 
-// killBelow kills processes whose cwd is below dir (s6-supervise and the
-// services it runs), so a failed test leaves nothing behind.
-func killBelow(dir string) {
+// pidsBelow lists the processes whose cwd is below dir: s6-supervise and
+// the services it runs for our temp scandir, nobody else's.
+func pidsBelow(dir string) []int {
+	var pids []int
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
 		cwd, err := os.Readlink(p + "/cwd")
 		if err != nil || !strings.HasPrefix(cwd, dir+"/") {
 			continue
 		}
-		var pid int
-		fmt.Sscanf(filepath.Base(p), "%d", &pid)
-		_ = syscall.Kill(pid, syscall.SIGKILL)
+		if pid, err := strconv.Atoi(filepath.Base(p)); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// killBelow SIGKILLs the processes below dir until none is left or d has
+// passed, and returns those still there, so a failed test leaves nothing
+// behind and a cleanup never blocks for long.
+func killBelow(dir string, d time.Duration) []int {
+	deadline := time.Now().Add(d)
+	for {
+		pids := pidsBelow(dir)
+		if len(pids) == 0 || time.Now().After(deadline) {
+			return pids
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -209,6 +246,7 @@ func (f *fixture) asUser(script string, args ...string) (string, error) {
 	cmd.Dir = "/"
 	cmd.Env = []string{"PATH=/usr/bin:/bin:/usr/sbin:/sbin", "HOME=/nonexistent"}
 	testenv.AsUser(cmd, f.uid, f.gid)
+	cmd.WaitDelay = 30 * time.Second // never wait forever on a pipe a straggler holds
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
@@ -316,6 +354,7 @@ func runBin(t *testing.T, bin string, asUser bool, args ...string) (int, string)
 	if asUser {
 		testenv.AsUser(cmd, testenv.TestUID, testenv.TestUID)
 	}
+	cmd.WaitDelay = 30 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {
