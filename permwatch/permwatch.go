@@ -9,7 +9,20 @@
 // never follows a symlink the user could have made and only touches
 // root-owned objects of the expected type) and fixes what is wrong. A full
 // pass runs at start, after an inotify queue overflow or any watcher error,
-// and every Resync.
+// and every Resync (DefaultResync, 5 minutes).
+//
+// The periodic resync is only a safety net, so its default is long: inotify
+// reports every directory s6-supervise creates, a lost event shows up as an
+// overflow (which triggers a full pass at once), and a watch that could not
+// be added switches to degraded mode. A 5-minute resync keeps an idle
+// perm-watcher at zero CPU time over any 60-second window, which is the
+// target; with no resync and no degraded mode nothing but inotify and
+// SIGTERM wakes the loop.
+//
+// Degraded mode: when inotify cannot be used (the instance cannot be
+// created, or a watch cannot be added: ENOSPC/EMFILE, per-user limits shared
+// with the host), perm-watcher logs one error naming the limit and the fix,
+// and keeps working by a full pass every DegradedInterval.
 package permwatch
 
 import (
@@ -42,10 +55,23 @@ var DefaultExcludes = []string{"s6rc-*", "s6-linux-*", ServiceName}
 
 // Defaults.
 const (
-	DefaultScandir          = "/run/service"
-	DefaultUser             = "hermes"
-	DefaultResync           = time.Minute
+	DefaultScandir = "/run/service"
+	DefaultUser    = "hermes"
+	// DefaultResync is long on purpose (see the package doc): inotify and
+	// overflow-triggered full passes cover the normal cases, and an idle
+	// watcher must not wake up within a 60 s window.
+	DefaultResync           = 5 * time.Minute
 	DefaultDegradedInterval = time.Second
+)
+
+// Injection seams, replaced only by tests to simulate exhausted inotify
+// limits (the machine-wide sysctls cannot be lowered while other tests run):
+// newWatcher creates the inotify instance (fails with EMFILE at
+// max_user_instances), addWatchFn adds one watch (fails with ENOSPC at
+// max_user_watches).
+var (
+	newWatcher = fsnotify.NewWatcher
+	addWatchFn = func(w *fsnotify.Watcher, path string) error { return w.Add(path) }
 )
 
 // Config is what Run and Check need.
@@ -87,7 +113,10 @@ func (c *Config) Validate() error {
 	if c.Resync < 0 {
 		return fmt.Errorf("%w: --resync must not be negative", ErrUsage)
 	}
-	if c.DegradedInterval <= 0 {
+	if c.DegradedInterval < 0 {
+		return fmt.Errorf("%w: --degraded-interval must not be negative", ErrUsage)
+	}
+	if c.DegradedInterval == 0 {
 		c.DegradedInterval = DefaultDegradedInterval
 	}
 	return nil
@@ -170,12 +199,13 @@ func Run(ctx context.Context, cfg Config) error {
 		return nil
 	}
 
-	w, err := fsnotify.NewWatcher()
+	w, err := newWatcher()
 	if err != nil {
-		e.log.Error().Err(err).Str("path", e.scandir).
-			Msg("cannot create an inotify instance (too many? see /proc/sys/fs/inotify/max_user_instances); falling back to periodic passes")
-		e.degraded = true
-		e.warned = true
+		limit := limitNone
+		if errors.Is(err, syscall.EMFILE) {
+			limit = limitInstances
+		}
+		e.setDegraded(err, limit)
 	} else {
 		e.w = w
 		defer w.Close()
@@ -200,8 +230,14 @@ func (e *engine) loop(ctx context.Context) error {
 		defer t.Stop()
 		resync = t.C
 	}
-	degradedTick := time.NewTicker(e.cfg.DegradedInterval)
-	defer degradedTick.Stop()
+	// The degraded-mode ticker exists only once degraded: in normal mode
+	// nothing but inotify, the resync and ctx wakes the loop.
+	var degradedTick *time.Ticker
+	defer func() {
+		if degradedTick != nil {
+			degradedTick.Stop()
+		}
+	}()
 
 	var events chan fsnotify.Event
 	var errs chan error
@@ -213,6 +249,9 @@ func (e *engine) loop(ctx context.Context) error {
 		full := false
 		var degradedC <-chan time.Time
 		if e.degraded {
+			if degradedTick == nil {
+				degradedTick = time.NewTicker(e.cfg.DegradedInterval)
+			}
 			degradedC = degradedTick.C
 		}
 		select {
@@ -222,7 +261,7 @@ func (e *engine) loop(ctx context.Context) error {
 		case ev, ok := <-events:
 			if !ok {
 				events = nil
-				e.setDegraded(errors.New("inotify event channel closed"))
+				e.setDegraded(errors.New("inotify event channel closed"), limitNone)
 				continue
 			}
 			full = e.route(ev, pending)
@@ -264,7 +303,7 @@ func (e *engine) loop(ctx context.Context) error {
 			clear(pending)
 			if err := e.fullPass(); err != nil {
 				e.log.Error().Err(err).Str("path", e.scandir).Msg("full pass failed; retrying at the next wake-up")
-				e.setDegraded(err)
+				e.setDegraded(err, limitNone)
 			}
 			continue
 		}
@@ -335,15 +374,40 @@ func (e *engine) route(ev fsnotify.Event, pending map[string]bool) bool {
 	return false
 }
 
-func (e *engine) setDegraded(err error) {
-	if !e.degraded {
-		e.degraded = true
+// Which inotify limit a failure points at.
+const (
+	limitNone      = ""
+	limitWatches   = "max_user_watches"
+	limitInstances = "max_user_instances"
+)
+
+// setDegraded switches to periodic full passes (for the rest of the
+// process's life) and logs one error, the first time only, that names the
+// limit and the fix.
+func (e *engine) setDegraded(err error, limit string) {
+	e.degraded = true
+	if e.warned {
+		return
 	}
-	if !e.warned {
-		e.warned = true
-		e.log.Error().Err(err).Dur("duration_ms", e.cfg.DegradedInterval).
-			Msg("inotify watches cannot be added (limit reached: raise /proc/sys/fs/inotify/max_user_watches, or max_user_instances if the instance could not be created); falling back to a full pass every interval")
+	e.warned = true
+	every := e.cfg.DegradedInterval.String()
+	var msg string
+	switch limit {
+	case limitWatches, limitInstances:
+		what := "an inotify watch cannot be added"
+		if limit == limitInstances {
+			what = "an inotify instance cannot be created"
+		}
+		msg = fmt.Sprintf("degraded mode: %s (%v): the per-user limit /proc/sys/fs/inotify/%s is reached "+
+			"(it is the kernel's, shared by every container and host process of this UID). "+
+			"perm-watcher keeps working by a full pass every %s instead of reacting at once. "+
+			"Fix: on the host, raise it, e.g. `sysctl -w fs.inotify.%s=%d` (persist it in /etc/sysctl.d/), "+
+			"then restart perm-watcher",
+			what, err, limit, every, limit, map[string]int{limitWatches: 524288, limitInstances: 1024}[limit])
+	default:
+		msg = fmt.Sprintf("degraded mode: inotify failed (%v); perm-watcher keeps working by a full pass every %s; restart it to react at once again", err, every)
 	}
+	e.log.Error().Err(err).Str("interval", every).Str("limit", limit).Msg(msg)
 }
 
 // addWatch adds an inotify watch on p; it reports whether a new watch was
@@ -352,10 +416,14 @@ func (e *engine) addWatch(p string) bool {
 	if e.w == nil || e.watched[p] {
 		return false
 	}
-	if err := e.w.Add(p); err != nil {
+	if err := addWatchFn(e.w, p); err != nil {
 		switch {
-		case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENOMEM):
-			e.setDegraded(err)
+		case errors.Is(err, syscall.ENOSPC):
+			e.setDegraded(err, limitWatches)
+		case errors.Is(err, syscall.EMFILE):
+			e.setDegraded(err, limitInstances)
+		case errors.Is(err, syscall.ENOMEM):
+			e.setDegraded(err, limitNone)
 		case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
 		default:
 			e.log.Debug().Err(err).Str("path", p).Msg("cannot watch")
