@@ -1,0 +1,191 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hermes-s6/hermes-s6/logging"
+	"github.com/hermes-s6/hermes-s6/perms"
+	"github.com/hermes-s6/hermes-s6/permwatch"
+)
+
+// Exit codes (skarnet conventions).
+const (
+	exitOK        = 0
+	exitNotUsable = 1
+	exitUsage     = 100
+	exitSystem    = 111
+)
+
+const helpText = `perm-watcher: let one unprivileged user control every s6 service.
+
+Usage: perm-watcher [flags]
+
+s6-supervise runs as root and creates supervise/ (0700), supervise/control
+(a FIFO, 0600) and event/ as root, so s6-svc, s6-svstat and s6-svwait fail
+with "Permission denied" for anyone else. perm-watcher runs as root (an s6-rc
+longrun), watches the scandir with inotify, and hands those objects to the
+user the moment they appear, for every service and its log/ sub-service.
+If inotify's per-user limits are exhausted (/proc/sys/fs/inotify/
+max_user_watches, max_user_instances) it logs one error naming the limit
+and the fix, and keeps working by a full pass every --degraded-interval.
+
+Policies (--policy):
+  owner  (default) supervise/, supervise/control and event/ become owned by
+         the user (uid:gid); modes stay. The user can also delete its slots.
+  group  the model of 's6-svperms -G <group> -E <group>': root stays owner;
+         supervise/ root:<gid> 0710, control root:<gid> 0620,
+         event/ root:<gid> 03730.
+
+Threat model: the user can write the scandir and its own slots, so every
+object is opened without following symlinks, relative to its parent's file
+descriptor, and only root-owned objects of the expected type (a FIFO with one
+link, directories) are changed, through that descriptor. The only symlinks
+followed are root-owned scandir entries pointing into root-only trees
+(s6-rc's servicedirs). Whoever can write the scandir can make s6-svscan run
+a ./run as root: that is the hermes image's design, not something
+perm-watcher adds or removes.
+
+Flags:
+`
+
+const helpTail = `
+Exit codes: 0 ok (or stopped by SIGTERM); 1 --check found a service the user
+cannot fully use; 100 wrong usage (bad flag, unknown user, not root);
+111 system failure.
+
+First aid when 's6-svc' says "Permission denied": perm-watcher --check
+`
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// printFlags lists the flags GNU-style (--name), as they are documented.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if typ != "" {
+			line += " " + typ
+		}
+		def := ""
+		switch f.DefValue {
+		case "", "false", "-1", "[]":
+		default:
+			def = fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(w, "%s\n      %s%s\n", line, usage, def)
+	})
+}
+
+// options is a parsed and validated command line.
+type options struct {
+	cfg      permwatch.Config // Log is set; Ready is not
+	check    bool
+	notifyFD int // -1: none
+}
+
+// parseArgs parses and validates args for a process whose effective UID is
+// euid. When the program must end here (--help, --version, wrong usage),
+// exit is true and code is its status: help and version went to stdout,
+// the reason for a usage error to stderr.
+func parseArgs(args []string, euid int, stdout, stderr io.Writer) (opts options, code int, exit bool) {
+	fs := flag.NewFlagSet("perm-watcher", flag.ContinueOnError)
+	var (
+		scandir   = fs.String("scandir", permwatch.DefaultScandir, "the s6 scandir to look after")
+		user      = fs.String("user", permwatch.DefaultUser, "the unprivileged user (resolved by name at run time)")
+		policy    = fs.String("policy", string(perms.PolicyOwner), "owner or group (see above)")
+		excludes  stringList
+		noDefault = fs.Bool("no-default-excludes", false, "do not exclude "+strings.Join(permwatch.DefaultExcludes, ", ")+" by default")
+		once      = fs.Bool("once", false, "one full pass, then exit (as root)")
+		check     = fs.Bool("check", false, "change nothing: report, per service, whether the user can read its status, control it and wait on it, and why not (exit 1 if not); works as any user")
+		notifyFD  = fs.Int("notify-fd", -1, "write a newline to this fd once the first full pass is done (s6 readiness: services that existed at start are usable by then), then close it")
+		resync    = fs.Duration("resync", permwatch.DefaultResync,
+			"period of the safety-net full pass (0: off). Long by default: inotify reports every new directory at once and a queue overflow triggers a full pass, so this only catches what nothing reported, and an idle watcher stays at zero CPU time")
+		degraded    = fs.Duration("degraded-interval", permwatch.DefaultDegradedInterval, "period of full passes when inotify cannot be used (watch or instance limit reached)")
+		logFormat   = fs.String("log-format", "json", "json or console")
+		logLevel    = fs.String("log-level", os.Getenv(logging.LevelEnv), "trace, debug, info, warn, error (default: $"+logging.LevelEnv+", else info)")
+		showVersion = fs.Bool("version", false, "print the version and exit")
+	)
+	fs.Var(&excludes, "exclude", "`glob` of scandir entries to leave alone (repeatable; added to the defaults "+strings.Join(permwatch.DefaultExcludes, ", ")+")")
+	usage := func(w io.Writer) {
+		fmt.Fprint(w, helpText)
+		printFlags(w, fs)
+		fmt.Fprint(w, helpTail)
+	}
+	// The flag package's own message and full usage on every mistake are
+	// noise: report the one error and point at --help.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fail := func(format string, a ...any) (options, int, bool) {
+		fmt.Fprintf(stderr, "perm-watcher: "+format+" (see --help)\n", a...)
+		return options{}, exitUsage, true
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
+			return options{}, exitOK, true
+		}
+		return fail("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return fail("unexpected argument %q", fs.Arg(0))
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "perm-watcher", version)
+		return options{}, exitOK, true
+	}
+	log, err := logging.New(stderr, *logFormat, *logLevel)
+	if err != nil {
+		return fail("%v", err)
+	}
+	pol, err := perms.ParsePolicy(*policy)
+	if err != nil {
+		return fail("--policy: %v", err)
+	}
+	if *check && *once {
+		return fail("--check changes nothing and --once changes permissions: give one of them")
+	}
+	notifySet := false
+	fs.Visit(func(f *flag.Flag) { notifySet = notifySet || f.Name == "notify-fd" })
+	if notifySet && *notifyFD < 0 {
+		return fail("--notify-fd %d: not a file descriptor number", *notifyFD)
+	}
+	opts = options{
+		cfg: permwatch.Config{
+			Scandir:          *scandir,
+			User:             *user,
+			Policy:           pol,
+			Once:             *once,
+			Resync:           *resync,
+			DegradedInterval: *degraded,
+			Log:              log,
+		},
+		check:    *check,
+		notifyFD: *notifyFD,
+	}
+	if !*noDefault {
+		opts.cfg.Exclude = append(opts.cfg.Exclude, permwatch.DefaultExcludes...)
+	}
+	opts.cfg.Exclude = append(opts.cfg.Exclude, excludes...)
+	if err := opts.cfg.Validate(); err != nil {
+		return fail("%v", err)
+	}
+	if !*check && euid != 0 {
+		return fail("must run as root (it changes the owner of root's s6 files; euid is %d); only --check works as another user", euid)
+	}
+	if !*check && opts.notifyFD >= 0 {
+		if _, err := unix.FcntlInt(uintptr(opts.notifyFD), unix.F_GETFD, 0); err != nil {
+			return fail("--notify-fd %d: not an open file descriptor (s6-rc opens the one named in the service's notification-fd file)", opts.notifyFD)
+		}
+	}
+	return opts, exitOK, false
+}

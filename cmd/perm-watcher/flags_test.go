@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hermes-s6/hermes-s6/perms"
+)
+
+// TestParseArgs: every way the command line can be wrong exits 100 with a
+// message that names the problem; good command lines parse to the config
+// Run gets. No root needed: the effective UID is an argument.
+func TestParseArgs(t *testing.T) {
+	const root, user = 0, 10000
+	tests := []struct {
+		name     string
+		args     []string
+		euid     int
+		code     int
+		exit     bool
+		stderr   []string // substrings of stderr
+		stdout   []string // substrings of stdout
+		validate func(t *testing.T, o options)
+	}{
+		{name: "defaults", euid: root, validate: func(t *testing.T, o options) {
+			c := o.cfg
+			if c.Scandir != "/run/service" || c.User != "hermes" || c.Policy != perms.PolicyOwner || c.Once || o.check || o.notifyFD != -1 {
+				t.Errorf("defaults: %+v check=%v notify=%d", c, o.check, o.notifyFD)
+			}
+			if c.Resync != 5*time.Minute {
+				t.Errorf("default --resync %v, want 5m (an idle 60 s window must hold no full pass)", c.Resync)
+			}
+			if strings.Join(c.Exclude, ",") != "s6rc-*,s6-linux-*,perm-watcher" {
+				t.Errorf("default excludes %v", c.Exclude)
+			}
+		}},
+		{name: "all flags", euid: root, args: []string{"--scandir", "/x", "--user", "bob", "--policy", "group", "--exclude", "a*", "--exclude", "b",
+			"--no-default-excludes", "--once", "--resync", "0", "--degraded-interval", "250ms", "--log-format", "console", "--log-level", "debug"},
+			validate: func(t *testing.T, o options) {
+				c := o.cfg
+				if c.Scandir != "/x" || c.User != "bob" || c.Policy != perms.PolicyGroup || !c.Once || c.Resync != 0 ||
+					c.DegradedInterval != 250*time.Millisecond || strings.Join(c.Exclude, ",") != "a*,b" {
+					t.Errorf("parsed %+v", c)
+				}
+			}},
+		{name: "check as non-root", euid: user, args: []string{"--check"}, validate: func(t *testing.T, o options) {
+			if !o.check {
+				t.Error("check not set")
+			}
+		}},
+		{name: "unknown flag", euid: root, args: []string{"--frobnicate"}, code: 100, exit: true, stderr: []string{"frobnicate", "--help"}},
+		{name: "positional argument", euid: root, args: []string{"/run/service"}, code: 100, exit: true, stderr: []string{`unexpected argument "/run/service"`}},
+		{name: "bad policy", euid: root, args: []string{"--policy", "world"}, code: 100, exit: true, stderr: []string{"--policy", "world"}},
+		{name: "bad duration", euid: root, args: []string{"--resync", "soon"}, code: 100, exit: true, stderr: []string{"soon", "resync"}},
+		{name: "negative resync", euid: root, args: []string{"--resync", "-1s"}, code: 100, exit: true, stderr: []string{"--resync must not be negative"}},
+		{name: "negative degraded interval", euid: root, args: []string{"--degraded-interval", "-1s"}, code: 100, exit: true, stderr: []string{"--degraded-interval"}},
+		{name: "bad exclude glob", euid: root, args: []string{"--exclude", "["}, code: 100, exit: true, stderr: []string{"--exclude"}},
+		{name: "empty scandir", euid: root, args: []string{"--scandir", ""}, code: 100, exit: true, stderr: []string{"--scandir"}},
+		{name: "bad log level", euid: root, args: []string{"--log-level", "loud"}, code: 100, exit: true, stderr: []string{"loud"}},
+		{name: "bad log format", euid: root, args: []string{"--log-format", "xml"}, code: 100, exit: true, stderr: []string{"xml"}},
+		{name: "check and once", euid: root, args: []string{"--check", "--once"}, code: 100, exit: true, stderr: []string{"--check", "--once"}},
+		{name: "negative notify-fd", euid: root, args: []string{"--notify-fd", "-3"}, code: 100, exit: true, stderr: []string{"--notify-fd -3"}},
+		{name: "closed notify-fd", euid: root, args: []string{"--notify-fd", "987"}, code: 100, exit: true, stderr: []string{"--notify-fd 987", "not an open file descriptor"}},
+		{name: "non-root without check", euid: user, code: 100, exit: true, stderr: []string{"must run as root", "euid is 10000", "only --check"}},
+		{name: "non-root once", euid: user, args: []string{"--once"}, code: 100, exit: true, stderr: []string{"must run as root"}},
+		{name: "version", euid: user, args: []string{"--version"}, code: 0, exit: true, stdout: []string{"perm-watcher dev"}},
+		{name: "help", euid: user, args: []string{"--help"}, code: 0, exit: true, stdout: []string{
+			"owner  (default)", "group ", "s6-svperms", // both policies
+			"Threat model", "without following symlinks", "root-owned", // the threat model
+			"Exit codes: 0 ok", "1 --check", "100 wrong usage", "111 system failure", // exit codes
+			"--resync", "5m0s", "zero CPU", "--notify-fd", "max_user_watches", // flags and their why
+		}},
+		{name: "-h", euid: root, args: []string{"-h"}, code: 0, exit: true, stdout: []string{"Threat model"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			o, code, exit := parseArgs(tc.args, tc.euid, &stdout, &stderr)
+			if code != tc.code || exit != tc.exit {
+				t.Fatalf("parseArgs(%q): code %d exit %v, want %d %v\nstdout: %s\nstderr: %s", tc.args, code, exit, tc.code, tc.exit, &stdout, &stderr)
+			}
+			for _, s := range tc.stderr {
+				if !strings.Contains(stderr.String(), s) {
+					t.Errorf("stderr lacks %q:\n%s", s, &stderr)
+				}
+			}
+			for _, s := range tc.stdout {
+				if !strings.Contains(stdout.String(), s) {
+					t.Errorf("stdout lacks %q:\n%s", s, &stdout)
+				}
+			}
+			if tc.code == 100 {
+				if stdout.Len() != 0 || strings.Count(strings.TrimSpace(stderr.String()), "\n") != 0 {
+					t.Errorf("a usage error should be one line on stderr and nothing on stdout:\nstdout: %s\nstderr: %s", &stdout, &stderr)
+				}
+			}
+			if tc.validate != nil {
+				tc.validate(t, o)
+			}
+		})
+	}
+}
