@@ -183,10 +183,14 @@ func (b *box) restart(t testing.TB) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("docker stop took %v: s6-svscan should stop within S6_KILL_GRACETIME", d)
 	}
+	stopped := time.Now()
 	if err := b.Start(ctx); err != nil {
 		t.Fatalf("start: %v", err)
 	}
+	started := time.Now()
 	b.waitReady(t)
+	t.Logf("restart: stop %v, start %v, ready %v", stopped.Sub(start).Round(time.Millisecond),
+		started.Sub(stopped).Round(time.Millisecond), time.Since(started).Round(time.Millisecond))
 }
 
 // dump logs what a failure is about: docker logs and the scandir.

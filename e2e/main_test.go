@@ -50,6 +50,13 @@ func envOr(k, def string) string {
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	// The tests mostly wait on the Docker engine, not the CPU: unless -parallel
+	// was given, run more of them at once than GOMAXPROCS (2 on CI).
+	parallelSet := false
+	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
+	if !parallelSet {
+		_ = flag.Set("test.parallel", "4")
+	}
 	// Ryuk (testcontainers' reaper) is an image pull: no registry here.
 	// Every test terminates its own containers instead.
 	os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")

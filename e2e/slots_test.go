@@ -55,6 +55,11 @@ mv "$tmp" "$s/gateway-@P@"
 
 // unregisterScript is the hermes CLI's unregister: stop, wait, delete the
 // slot and have s6-svscan drop its supervisors.
+//
+// The delete comes before `s6-svscanctl -an`: -n only drops supervisors
+// whose directory is gone from the scandir, so in the other order (as
+// CONTRACT.md lists the steps) s6-supervise of the slot and of its log/
+// stay alive until some later -an (checked with s6 2.11.3).
 func unregisterScript(profile string) string {
 	return strings.ReplaceAll(`s=/run/service/gateway-@P@
 /command/s6-svc -d "$s"
