@@ -28,7 +28,20 @@ func TestPermWatcherKilledWhileRegistering(t *testing.T) {
 	}
 
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
+	// As root: perm-watcher is root's, and hermes cannot signal it, by design.
+	// The killer waits in the container until 10 of the 50 slots exist.
+	var killCode int
+	var killOut string
+	go func() {
+		defer wg.Done()
+		killCode, killOut = b.ExecSh(t, `i=0
+until [ "$(ls -d /run/service/bulk-* 2>/dev/null | wc -l)" -ge 10 ]; do
+  i=$((i+1)); [ $i -le 3000 ] || { echo "registration did not start"; exit 1; }
+  sleep 0.01
+done
+kill -9 `+old+` && echo "killed with $(ls -d /run/service/bulk-* | wc -l) of 50 slots registered"`, AsRoot())
+	}()
 	var regCode int
 	var regOut string
 	go func() {
@@ -45,10 +58,11 @@ while [ $i -lt 50 ]; do
   /command/s6-svscanctl -a "$s"
 done`)
 	}()
-	time.Sleep(150 * time.Millisecond)
-	// As root: perm-watcher is root's, and hermes cannot signal it, by design.
-	b.MustSh(t, `kill -9 `+old, AsRoot())
 	wg.Wait()
+	if killCode != 0 {
+		t.Fatalf("kill -9 perm-watcher: %s", killOut)
+	}
+	t.Log(strings.TrimSpace(killOut))
 	if regCode != 0 {
 		t.Fatalf("registering 50 slots: exit %d: %s", regCode, regOut)
 	}
