@@ -36,5 +36,9 @@ fuzz: ## run every fuzz target briefly (FUZZTIME=10s)
 	  done; \
 	done
 
+bench: build ## reproduce BENCHMARKS.md (needs root and s6; run on an idle machine)
+	$(GO) test -run '^$$' -bench BenchmarkPass -benchtime 10x ./reconcile/
+	$(GO) run ./bench/permwatcher -bin $(BIN)/perm-watcher
+
 clean:
 	rm -rf $(BIN)
