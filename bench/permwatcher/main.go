@@ -14,9 +14,11 @@
 //	watcher:  perm-watcher (the binary, as root)
 //	poll-1s:  a loop fixing every service once a second (perms.FixService)
 //
-// Then perm-watcher's CPU time over an idle period and its RSS with -rss
-// services (their supervise/ layout made as s6-supervise makes it, without
-// running 1,000 supervisors).
+// Then perm-watcher's CPU time over an idle period (the same process, run
+// with its default flags: only --scandir and --notify-fd are given, so the
+// default --resync applies; after a settle time for the burst's last status
+// writes) and its RSS with -rss services (their supervise/ layout made as
+// s6-supervise makes it, without running 1,000 supervisors).
 package main
 
 import (
@@ -53,6 +55,7 @@ func main() {
 	bin := flag.String("bin", "", "perm-watcher binary (go build -o /tmp/perm-watcher ./cmd/perm-watcher)")
 	n := flag.Int("n", 300, "services in the burst")
 	idle := flag.Duration("idle", 60*time.Second, "idle period for the CPU measurement")
+	settle := flag.Duration("settle", 5*time.Second, "wait after the burst before the idle measurement starts")
 	rssN := flag.Int("rss", 1000, "services for the RSS measurement")
 	flag.Parse()
 	if os.Geteuid() != 0 || *bin == "" {
@@ -73,7 +76,7 @@ func main() {
 		var stopFixer func()
 		switch mode {
 		case "watcher":
-			watcherPID, stopFixer = startWatcher(*bin, sd)
+			watcherPID, stopFixer = startWatcher(*bin, sd, filepath.Join(root, "perm-watcher.log"))
 		case "poll-1s":
 			stopFixer = startPoller(sd, owner)
 		}
@@ -81,12 +84,13 @@ func main() {
 		rows = append(rows, fmt.Sprintf("| %s | %d | %s | %s | %s | %s |", mode, len(lat),
 			ms(pct(lat, 50)), ms(pct(lat, 99)), ms(pct(lat, 100)), ms(wall)))
 		if mode == "watcher" {
-			// Idle CPU with the services still there.
+			// Idle CPU with the services still there, default flags.
+			time.Sleep(*settle)
 			cpu0 := cpuTime(watcherPID)
 			time.Sleep(*idle)
 			cpu1 := cpuTime(watcherPID)
-			rows = append(rows, fmt.Sprintf("\nperm-watcher idle CPU over %v with %d services: %v (utime+stime ticks: %d -> %d)",
-				*idle, *n, time.Duration(cpu1-cpu0)*10*time.Millisecond, cpu0, cpu1))
+			rows = append(rows, fmt.Sprintf("\nperm-watcher idle CPU over %v with %d services, default flags (after %v settling): %v (utime+stime ticks: %d -> %d)",
+				*idle, *n, *settle, time.Duration(cpu1-cpu0)*10*time.Millisecond, cpu0, cpu1))
 			stopWatcher = stopFixer
 			stopWatcher()
 		} else if stopFixer != nil {
@@ -208,14 +212,20 @@ func killBelow(dir string) {
 	}
 }
 
-func startWatcher(bin, sd string) (int, func()) {
+// startWatcher runs the binary with its default flags (only --scandir and
+// --notify-fd) and its log in logPath (a file, not a pipe: default-level
+// logs must cost the same as in production), and returns once it is ready.
+func startWatcher(bin, sd, logPath string) (int, func()) {
 	r, w, err := os.Pipe()
 	check(err)
-	cmd := exec.Command(bin, "--scandir", sd, "--notify-fd", "3", "--log-level", "warn")
+	logf, err := os.Create(logPath)
+	check(err)
+	cmd := exec.Command(bin, "--scandir", sd, "--notify-fd", "3")
 	cmd.ExtraFiles = []*os.File{w}
-	cmd.Stderr = os.Stderr
+	cmd.Stdout, cmd.Stderr = logf, logf
 	check(cmd.Start())
 	w.Close()
+	logf.Close()
 	buf := make([]byte, 1)
 	_, err = r.Read(buf)
 	check(err)
@@ -368,7 +378,7 @@ func rssRun(bin string, n int, owner perms.Owner) string {
 		}
 	}
 	start := time.Now()
-	pid, stop := startWatcher(bin, sd)
+	pid, stop := startWatcher(bin, sd, filepath.Join(root, "perm-watcher.log"))
 	first := time.Since(start)
 	rss := vmRSS(pid)
 	stop()
