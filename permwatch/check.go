@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +21,7 @@ import (
 type who struct {
 	name   string
 	uid    int
+	gid    int // primary group
 	groups []int
 }
 
@@ -80,8 +83,42 @@ type ServiceCheck struct {
 // Usable reports whether the user can do all three.
 func (c ServiceCheck) Usable() bool { return c.Status && c.Control && c.Wait }
 
-// evaluate turns an Inspect view into a verdict for w.
-func evaluate(scandir perms.Object, v perms.ServiceView, w who, selfUID int) ServiceCheck {
+// wanted says what policy pol makes of the object s6-supervise creates
+// (what), for w; empty for objects perm-watcher does not manage.
+func wanted(what string, pol perms.Policy, w who) string {
+	own := fmt.Sprintf("%d:%d (%s and its group)", w.uid, w.gid, w.name)
+	grp := fmt.Sprintf("0:%d (root, gid %d = %s's group)", w.gid, w.gid, w.name)
+	switch {
+	case what == "supervise/" && pol == perms.PolicyGroup:
+		return "policy group wants " + grp + " 0710"
+	case what == "control" && pol == perms.PolicyGroup:
+		return "policy group wants " + grp + " 0620"
+	case what == "event/" && pol == perms.PolicyGroup:
+		return "policy group wants " + grp + " 03730"
+	case what == "supervise/":
+		return "policy owner wants " + own + ", mode kept (0700)"
+	case what == "control":
+		return "policy owner wants " + own + ", mode kept (0600)"
+	case what == "event/":
+		return "policy owner wants " + own + ", mode kept (03730)"
+	}
+	return ""
+}
+
+// errText is err without the path a PathError repeats.
+func errText(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// evaluate turns an Inspect view into a verdict for w under policy pol.
+// Each object with missing permissions is reported once, with everything
+// the user needs it for, what the policy wants it to be, and no follow-up
+// noise for objects below a directory already reported as closed.
+func evaluate(scandir perms.Object, v perms.ServiceView, w who, pol perms.Policy, selfUID int) ServiceCheck {
 	c := ServiceCheck{Name: v.Name}
 	if v.Err != nil {
 		c.Problems = append(c.Problems, v.Err.Error())
@@ -95,13 +132,25 @@ func evaluate(scandir perms.Object, v perms.ServiceView, w who, selfUID int) Ser
 			problems = append(problems, p)
 		}
 	}
+	// Permission shortfalls, merged per object.
+	type shortfall struct {
+		n        need
+		bits     uint32
+		purposes []string
+	}
+	var short []*shortfall
+	byPath := map[string]*shortfall{}
+	closed := map[string]bool{} // directories the user cannot search
 	check := func(needs []need, purpose string) bool {
 		ok := true
 		for _, n := range needs {
 			switch {
 			case n.obj.Err != nil:
 				ok = false
-				msg := fmt.Sprintf("cannot look at %s: %v", n.obj.Path, n.obj.Err)
+				if errors.Is(n.obj.Err, syscall.EACCES) && closed[filepath.Dir(n.obj.Path)] {
+					continue // a consequence of the closed directory above
+				}
+				msg := fmt.Sprintf("cannot look at %s: %s", n.obj.Path, errText(n.obj.Err))
 				if errors.Is(n.obj.Err, syscall.EACCES) && selfUID != 0 {
 					msg += fmt.Sprintf(" (checked as uid %d: it cannot reach it either; run --check as root to see owners and modes)", selfUID)
 				}
@@ -110,19 +159,28 @@ func evaluate(scandir perms.Object, v perms.ServiceView, w who, selfUID int) Ser
 				ok = false
 				switch n.what {
 				case "supervise/", "event/":
-					add(fmt.Sprintf("%s does not exist: s6-supervise has not started on this service yet (is s6-svscan running on this scandir? ask it to rescan: s6-svscanctl -a <scandir>)", n.obj.Path))
+					add(fmt.Sprintf("%s does not exist: s6-supervise has not started on this service yet (is s6-svscan running on this scandir? ask it to rescan: s6-svscanctl -a %s)", n.obj.Path, scandir.Path))
 				case "control":
-					add(fmt.Sprintf("%s does not exist: no s6-supervise is running for this service (s6-svscanctl -a <scandir> starts one)", n.obj.Path))
+					add(fmt.Sprintf("%s does not exist: no s6-supervise is running for this service (s6-svscanctl -a %s starts one)", n.obj.Path, scandir.Path))
 				default:
 					add(fmt.Sprintf("%s does not exist yet: s6-supervise writes it when it starts", n.obj.Path))
 				}
 			case !w.may(n.obj, n.bits):
 				ok = false
-				msg := fmt.Sprintf("%s is %s: %s needs %s on it to %s", n.obj.Path, n.obj.Describe(), w.name, bitsName(n.bits), purpose)
-				if n.obj.UID != 0 && n.obj.UID != w.uid {
-					msg += fmt.Sprintf("; it is owned by uid %d, and perm-watcher only hands over root-owned objects: remove it so s6-supervise re-creates it", n.obj.UID)
+				if n.bits&1 != 0 && n.obj.Mode&syscall.S_IFMT == syscall.S_IFDIR && !w.may(n.obj, 1) {
+					closed[n.obj.Path] = true
 				}
-				add(msg)
+				sf := byPath[n.obj.Path]
+				if sf == nil {
+					sf = &shortfall{n: n}
+					byPath[n.obj.Path] = sf
+					short = append(short, sf)
+					add("\x00" + n.obj.Path) // placeholder keeps the order
+				}
+				sf.bits |= n.bits
+				if !slices.Contains(sf.purposes, purpose) {
+					sf.purposes = append(sf.purposes, purpose)
+				}
 			}
 		}
 		return ok
@@ -137,8 +195,30 @@ func evaluate(scandir perms.Object, v perms.ServiceView, w who, selfUID int) Ser
 		add(fmt.Sprintf("%s is %s, not a FIFO: remove it and restart the service's s6-supervise", v.Control.Path, v.Control.Describe()))
 		c.Control = false
 	}
+	for i, p := range problems {
+		sf := byPath[strings.TrimPrefix(p, "\x00")]
+		if !strings.HasPrefix(p, "\x00") || sf == nil {
+			continue
+		}
+		o := sf.n.obj
+		msg := fmt.Sprintf("%s is %s: %s needs %s on it to %s", o.Path, o.Describe(), w.name, bitsName(sf.bits), joinAnd(sf.purposes))
+		if o.UID != 0 && o.UID != w.uid {
+			msg += fmt.Sprintf("; it is owned by uid %d, and perm-watcher only hands over root-owned objects: remove it so s6-supervise re-creates it", o.UID)
+		} else if want := wanted(sf.n.what, pol, w); want != "" {
+			msg += "; " + want
+		}
+		problems[i] = msg
+	}
 	c.Problems = problems
 	return c
+}
+
+// joinAnd renders "a", "a and b", "a, b and c".
+func joinAnd(s []string) string {
+	if len(s) <= 1 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
 }
 
 // displayName quotes names that would garble a terminal (newlines,
@@ -162,7 +242,7 @@ func Check(cfg Config, out io.Writer) (usable bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	w := who{name: id.Name, uid: id.UID, groups: id.Groups}
+	w := who{name: id.Name, uid: id.UID, gid: id.GID, groups: id.Groups}
 	sd, err := perms.OpenScandir(cfg.Scandir)
 	if err != nil {
 		return false, err
@@ -200,7 +280,7 @@ func Check(cfg Config, out io.Writer) (usable bool, err error) {
 		}
 		for _, sv := range views {
 			total++
-			c := evaluate(scandirObj, sv, w, self)
+			c := evaluate(scandirObj, sv, w, cfg.Policy, self)
 			if c.Usable() {
 				fmt.Fprintf(out, "ok    %s: %s can read its status, control it and wait on it\n", displayName(c.Name), w.name)
 				continue

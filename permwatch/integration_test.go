@@ -171,10 +171,15 @@ func TestCheck(t *testing.T) {
 	if ok {
 		t.Fatal("Check says usable before any fix")
 	}
-	for _, want := range []string{"FAIL  broken:", "supervise/control", "needs write (w)", "perm-watcher --once", "FAIL  broken/log:"} {
+	for _, want := range []string{"FAIL  broken:", "supervise/control", "needs write (w)", "perm-watcher --once", "FAIL  broken/log:",
+		"is drwx------ (0700) 0:0", "policy owner wants 10000:10000", "control it (s6-svc) and wait on its events (s6-svwait)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--check output lacks %q", want)
 		}
+	}
+	// One line per object, whatever it is needed for.
+	if n := strings.Count(out.String(), "broken/supervise is "); n != 1 {
+		t.Errorf("broken/supervise reported %d times, want once", n)
 	}
 	// The binary, as the user (non-root) and as root: exit 1.
 	bin := buildBinary(t)
