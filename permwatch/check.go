@@ -140,7 +140,7 @@ func evaluate(scandir perms.Object, v perms.ServiceView, w who, pol perms.Policy
 	}
 	var short []*shortfall
 	byPath := map[string]*shortfall{}
-	closed := map[string]bool{} // directories the user cannot search
+	closed := map[string]bool{} // directories the user cannot search, or missing
 	check := func(needs []need, purpose string) bool {
 		ok := true
 		for _, n := range needs {
@@ -157,6 +157,10 @@ func evaluate(scandir perms.Object, v perms.ServiceView, w who, pol perms.Policy
 				add(msg)
 			case !n.obj.Exists:
 				ok = false
+				closed[n.obj.Path] = true
+				if closed[filepath.Dir(n.obj.Path)] {
+					continue // its directory is already reported missing
+				}
 				switch n.what {
 				case "supervise/", "event/":
 					add(fmt.Sprintf("%s does not exist: s6-supervise has not started on this service yet (is s6-svscan running on this scandir? ask it to rescan: s6-svscanctl -a %s)", n.obj.Path, scandir.Path))

@@ -156,9 +156,13 @@ func TestCheck(t *testing.T) {
 	f.register0("broken")
 	f.startSvscan()
 	f.handOver()
-	f.waitFor(5*time.Second, "broken supervised", func() (bool, string) {
-		_, err := os.Lstat(filepath.Join(f.scandir, "broken/log/supervise/control"))
-		return err == nil, fmt.Sprint(err)
+	f.waitFor(10*time.Second, "broken and broken/log supervised", func() (bool, string) {
+		for _, p := range []string{"broken/supervise/control", "broken/event", "broken/log/supervise/control", "broken/log/event"} {
+			if _, err := os.Lstat(filepath.Join(f.scandir, p)); err != nil {
+				return false, err.Error()
+			}
+		}
+		return true, ""
 	})
 	cfg := Config{Scandir: f.scandir, User: "hermes", Policy: perms.PolicyOwner, Exclude: DefaultExcludes}
 
