@@ -26,7 +26,11 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath)) // buildBinary's temp dir
+	}
+	os.Exit(code)
 }
 
 // registerNative stages each slot under .<name>.tmp, renames it into place,
