@@ -29,10 +29,11 @@ RUN set -eu; \
 # stop; our programs exit at once on SIGTERM, so keep it low.
 ENV HERMES_HOME=/opt/data \
     S6_KILL_GRACETIME=500
-VOLUME ["/opt/data"]
 ENTRYPOINT ["/init"]
-# Each target then adds its s6, and last (they change most often) rootfs/
-# and the two programs: the same two COPY lines in hermetic and production.
+# Each target then adds its s6, and last (they change most often) rootfs/,
+# the two programs and VOLUME (after every RUN: with the classic builder a
+# RUN below a VOLUME leaves an anonymous volume behind): the same three lines
+# in hermetic and production.
 
 # --- hermetic: Debian's s6 and execline, with a stand-in /init ------------
 FROM common AS hermetic
@@ -51,6 +52,7 @@ RUN set -eu; \
     ln -s /usr/lib/hermetic-s6/init /init
 COPY rootfs/ /
 COPY bin/reconcile-profiles bin/perm-watcher /usr/local/bin/
+VOLUME ["/opt/data"]
 
 # --- hermetic-test: test-only content on top of hermetic ------------------
 FROM hermetic AS hermetic-test
@@ -106,3 +108,4 @@ RUN set -eu; \
     rm -rf "${dist}" /var/lib/apt/lists/*
 COPY rootfs/ /
 COPY bin/reconcile-profiles bin/perm-watcher /usr/local/bin/
+VOLUME ["/opt/data"]

@@ -111,7 +111,7 @@ func goBuild(ctx context.Context) *exec.Cmd {
 
 // dockerBuild runs the classic builder (no BuildKit) on the context dir.
 func dockerBuild(ctx context.Context, dir, target, tag string, args map[string]string) *exec.Cmd {
-	argv := []string{"build", "--target", target, "-t", tag, "--build-arg", "BASE_IMAGE=" + baseImage}
+	argv := []string{"build", "--force-rm", "--target", target, "-t", tag, "--build-arg", "BASE_IMAGE=" + baseImage}
 	for k, v := range args {
 		argv = append(argv, "--build-arg", k+"="+v)
 	}
