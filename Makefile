@@ -9,7 +9,7 @@ FUZZTIME ?= 10s
 # Test timeout covers the e2e suite (image builds plus container restarts).
 TEST_TIMEOUT ?= 25m
 
-.PHONY: help build test unit vet fuzz bench demo image clean
+.PHONY: help build test unit vet fuzz bench demo demo-clean e2e image clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -35,6 +35,22 @@ fuzz: ## run every fuzz target briefly (FUZZTIME=10s)
 	    $(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+IMAGE ?= hermes-s6:e2e
+BASE_IMAGE ?= hermes-s6-base:bookworm
+
+image: build ## the hermetic test image (local base made by mmdebstrap if missing)
+	scripts/base-image.sh $(BASE_IMAGE)
+	DOCKER_BUILDKIT=0 docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) --target hermetic-test -t $(IMAGE) .
+
+demo: image ## run it: boot a container with sample profiles and show, as hermes, its slots
+	HERMES_S6_E2E_IMAGE=$(IMAGE) scripts/demo.sh
+
+demo-clean: ## remove the demo container and its volume
+	scripts/demo.sh --clean
+
+e2e: ## only the Docker e2e suite (TestMain builds the images)
+	$(GO) test -count=1 -timeout 15m -v ./e2e/
 
 bench: build ## reproduce BENCHMARKS.md (needs root and s6; run on an idle machine)
 	$(GO) test -run '^$$' -bench BenchmarkPass -benchtime 10x ./reconcile/
