@@ -164,6 +164,17 @@ type engine struct {
 	lastErr  map[string]string // last refusal per service, to log changes only
 	degraded bool              // watches could not all be added: poll
 	warned   bool
+	stats    stats
+}
+
+// stats count the loop's work; logged when perm-watcher stops (the
+// benchmark reads them to report the work per registered slot).
+type stats struct {
+	Events     int // inotify events received
+	Queued     int // events that named a service
+	Handles    int // handle calls
+	Reads      int // FixService calls (rounds included)
+	FullPasses int // full passes
 }
 
 // Run looks after cfg.Scandir until ctx ends (or one pass with cfg.Once).
@@ -256,7 +267,9 @@ func (e *engine) loop(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			e.log.Info().Msg("perm-watcher stopping")
+			e.log.Info().Int("events", e.stats.Events).Int("queued", e.stats.Queued).
+				Int("handles", e.stats.Handles).Int("reads", e.stats.Reads).Int("full_passes", e.stats.FullPasses).
+				Msg("perm-watcher stopping")
 			return nil
 		case ev, ok := <-events:
 			if !ok {
@@ -329,6 +342,7 @@ func (e *engine) watchError(err error) bool {
 // route maps an event to the service it concerns and queues it. It returns
 // true when a full pass is needed.
 func (e *engine) route(ev fsnotify.Event, pending map[string]bool) bool {
+	e.stats.Events++
 	if ev.Name == e.scandir {
 		return true // the scandir itself was removed, renamed or chmodded
 	}
@@ -369,6 +383,7 @@ func (e *engine) route(ev fsnotify.Event, pending map[string]bool) bool {
 		relevant = false
 	}
 	if relevant {
+		e.stats.Queued++
 		pending[name] = true
 	}
 	return false
@@ -450,6 +465,7 @@ func (e *engine) dropWatches(name string) {
 // the last pass release their watches.
 func (e *engine) fullPass() error {
 	start := time.Now()
+	e.stats.FullPasses++
 	if e.w != nil {
 		// Resynchronise the watch set with fsnotify's (watches vanish with
 		// their directories).
@@ -495,6 +511,7 @@ func (e *engine) forget(name string) {
 // as a directory is known to be a real one, and the service is then read
 // again, so that nothing created before the watch took effect is missed.
 func (e *engine) handle(name string) {
+	e.stats.Handles++
 	base := filepath.Join(e.scandir, name)
 	sd, err := perms.OpenScandir(e.scandir)
 	if err != nil {
@@ -505,6 +522,7 @@ func (e *engine) handle(name string) {
 	var all []perms.Outcome
 	var res perms.ServiceResult
 	for round := 0; round < 4; round++ {
+		e.stats.Reads++
 		res, err = sd.FixService(name, e.owner, e.cfg.Policy)
 		all = append(all, res.Outcomes...)
 		if !res.Resolved {

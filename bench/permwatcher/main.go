@@ -56,7 +56,9 @@ func main() {
 	n := flag.Int("n", 300, "services in the burst")
 	idle := flag.Duration("idle", 60*time.Second, "idle period for the CPU measurement")
 	settle := flag.Duration("settle", 5*time.Second, "wait after the burst before the idle measurement starts")
-	rssN := flag.Int("rss", 1000, "services for the RSS measurement")
+	rssN := flag.Int("rss", 1000, "services for the RSS measurement (0: skip)")
+	waysFlag := flag.String("ways", "floor,watcher,poll-1s", "comma-separated ways to run")
+	straceOut := flag.String("strace", "", "write `strace -c -f` of perm-watcher over the burst (watcher way) to this file")
 	flag.Parse()
 	if os.Geteuid() != 0 || *bin == "" {
 		fmt.Fprintln(os.Stderr, "run as root with -bin /path/to/perm-watcher")
@@ -71,19 +73,37 @@ func main() {
 	var rows []string
 	var watcherPID int
 	var stopWatcher func()
-	for _, mode := range []string{"floor", "watcher", "poll-1s"} {
+	for _, mode := range strings.Split(*waysFlag, ",") {
 		root, sd, stopSvscan := freshScandir(owner)
 		var stopFixer func()
+		var stopStrace func()
+		logPath := filepath.Join(root, "perm-watcher.log")
 		switch mode {
+		case "floor":
 		case "watcher":
-			watcherPID, stopFixer = startWatcher(*bin, sd, filepath.Join(root, "perm-watcher.log"))
+			watcherPID, stopFixer = startWatcher(*bin, sd, logPath)
+			if *straceOut != "" {
+				stopStrace = startStrace(watcherPID, *straceOut)
+			}
 		case "poll-1s":
 			stopFixer = startPoller(sd, owner)
+		default:
+			check(fmt.Errorf("unknown way %q", mode))
+		}
+		var cpu0 int64
+		if mode == "watcher" {
+			cpu0 = cpuTime(watcherPID)
 		}
 		lat, wall := measure(self, sd, mode == "floor", *n, id)
 		rows = append(rows, fmt.Sprintf("| %s | %d | %s | %s | %s | %s |", mode, len(lat),
 			ms(pct(lat, 50)), ms(pct(lat, 99)), ms(pct(lat, 100)), ms(wall)))
 		if mode == "watcher" {
+			rows = append(rows, fmt.Sprintf("\nperm-watcher CPU from the burst until all %d usable: %v (utime+stime ticks)",
+				*n, time.Duration(cpuTime(watcherPID)-cpu0)*10*time.Millisecond))
+			if stopStrace != nil {
+				time.Sleep(time.Second) // the last events (the user's writes to control)
+				stopStrace()
+			}
 			// Idle CPU with the services still there, default flags.
 			time.Sleep(*settle)
 			cpu0 := cpuTime(watcherPID)
@@ -93,6 +113,7 @@ func main() {
 				*idle, *n, *settle, time.Duration(cpu1-cpu0)*10*time.Millisecond, cpu0, cpu1))
 			stopWatcher = stopFixer
 			stopWatcher()
+			rows = append(rows, workLine(logPath, *n))
 		} else if stopFixer != nil {
 			stopFixer()
 		}
@@ -104,8 +125,52 @@ func main() {
 	for _, r := range rows {
 		fmt.Println(r)
 	}
-	fmt.Println()
-	fmt.Println(rssRun(*bin, *rssN, owner))
+	if *rssN > 0 {
+		fmt.Println()
+		fmt.Println(rssRun(*bin, *rssN, owner))
+	}
+}
+
+// workLine reports the work counters perm-watcher logs when it stops, per
+// registered slot.
+func workLine(logPath string, n int) string {
+	b, err := os.ReadFile(logPath)
+	check(err)
+	for _, line := range strings.Split(string(b), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) != nil || m["message"] != "perm-watcher stopping" {
+			continue
+		}
+		var parts []string
+		for _, k := range []string{"events", "queued", "handles", "reads", "full_passes"} {
+			v, _ := m[k].(float64)
+			parts = append(parts, fmt.Sprintf("%s %.0f (%.2f/slot)", k, v, v/float64(n)))
+		}
+		return "perm-watcher work for the burst and the idle period: " + strings.Join(parts, ", ")
+	}
+	return "perm-watcher work: no counters in its log"
+}
+
+// startStrace attaches `strace -c -f` to pid and returns once it is
+// attached; the returned func detaches it (SIGINT) and waits for the
+// summary.
+func startStrace(pid int, out string) func() {
+	cmd := exec.Command("strace", "-c", "-f", "-o", out, "-p", strconv.Itoa(pid))
+	stderr, err := cmd.StderrPipe()
+	check(err)
+	check(cmd.Start())
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "attached") {
+			break
+		}
+	}
+	go io.Copy(io.Discard, stderr)
+	time.Sleep(100 * time.Millisecond) // the other threads
+	return func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
+	}
 }
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
