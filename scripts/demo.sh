@@ -56,7 +56,7 @@ as_hermes 'for s in /run/service/gateway-*; do printf "%-32s %s\n" "${s##*/}" "$
 step "perm-watcher --check, as hermes: can hermes control every service?"
 as_hermes 'perm-watcher --check' || true
 
-step "as hermes: s6-svc -u gateway-beta, then s6-svwait -U... and s6-svstat"
+step "as hermes: s6-svc -u gateway-beta, wait until up (s6-svwait -u), s6-svstat"
 as_hermes 's6-svc -u /run/service/gateway-beta && s6-svwait -u -t 5000 /run/service/gateway-beta && s6-svstat /run/service/gateway-beta'
 
 step "as hermes: s6-svscanctl -a /run/service (rescan)"
