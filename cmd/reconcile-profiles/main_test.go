@@ -192,22 +192,14 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
-// startSvscan runs a real s6-svscan as root on the scandir, and stops it
-// (and the whole supervision tree) when the test ends, failed or not.
+// startSvscan runs a real s6-svscan as root on the scandir; the services
+// are brought down first when the test ends, failed or not, and nothing
+// below the test's directory survives it.
 func (e *env) startSvscan(t *testing.T) {
 	t.Helper()
-	cmd := exec.Command("s6-svscan", "-t0", e.scandir)
-	cmd.Env = e.environ()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+	testenv.StartSvscan(t, e.scandir, testenv.Svscan{Env: e.environ(), Args: []string{"-t0"}, Root: e.base})
 	t.Cleanup(func() {
-		// Bring every service down, then the tree.
+		// Registered after StartSvscan's teardown, so it runs first.
 		ents, _ := os.ReadDir(e.scandir)
 		for _, ent := range ents {
 			if strings.HasPrefix(ent.Name(), "gateway-") {
@@ -215,20 +207,6 @@ func (e *env) startSvscan(t *testing.T) {
 				exec.Command("s6-svc", "-dx", filepath.Join(e.scandir, ent.Name(), "log")).Run()
 			}
 		}
-		exec.Command("s6-svscanctl", "-t", e.scandir).Run()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("s6-svscan output:\n%s", out.String())
-		}
-	})
-	waitFor(t, "s6-svscan's control FIFO", 5*time.Second, func() bool {
-		_, err := os.Lstat(filepath.Join(e.scandir, ".s6-svscan", "control"))
-		return err == nil
 	})
 }
 
