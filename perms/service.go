@@ -62,34 +62,126 @@ type ServiceResult struct {
 // missing. Errors (refused objects) are joined; the other objects are still
 // handled.
 func (s *Scandir) FixService(name string, owner Owner, pol Policy) (ServiceResult, error) {
-	res := ServiceResult{Name: name, Path: joinPath(s.n.path, name)}
+	res, mainErr, logErr := s.Fix(name, owner, pol, FixOptions{Scope: ScopeAll})
+	return res, errors.Join(mainErr, logErr)
+}
+
+// Scope selects the parts of a service that Fix re-reads.
+type Scope uint8
+
+// Scopes; they combine with |.
+const (
+	// ScopeMain: the service's own supervise/, supervise/control, event/.
+	ScopeMain Scope = 1 << iota
+	// ScopeLog: log/ and its supervise/, supervise/control, event/.
+	ScopeLog
+	// ScopeAll: both.
+	ScopeAll = ScopeMain | ScopeLog
+)
+
+// FixOptions tune Fix.
+type FixOptions struct {
+	// Scope is what to re-read; 0 means ScopeAll.
+	Scope Scope
+	// Watch, if set, is called with the logical path of every directory
+	// found to be real (the service, its supervise/, log/, log/supervise/)
+	// before anything below it is read, so that a watcher can add an
+	// inotify watch first and miss nothing created after the listing.
+	Watch func(path string)
+}
+
+// Fix is FixService restricted to opt.Scope, with errors split: mainErr
+// for the scandir entry itself and the service's own objects, logErr for
+// log/ and below. Objects not in the scope are neither read nor reported.
+func (s *Scandir) Fix(name string, owner Owner, pol Policy, opt FixOptions) (res ServiceResult, mainErr, logErr error) {
+	if opt.Scope == 0 {
+		opt.Scope = ScopeAll
+	}
+	res = ServiceResult{Name: name, Path: joinPath(s.n.path, name)}
 	svc, target, err := s.openService(name)
 	if err != nil {
-		return res, err
+		return res, err, nil
 	}
 	defer svc.close()
 	res.Target = target
 	res.Resolved = true
-	var errs []error
-	var hasSup bool
-	res.Outcomes, hasSup, errs = fixServiceDir(svc, owner, pol, res.Outcomes, errs)
-	res.HasSupervise = hasSup
-
+	if opt.Watch != nil {
+		opt.Watch(svc.path)
+	}
+	if opt.Scope&ScopeMain != 0 {
+		var errs []error
+		res.Outcomes, res.HasSupervise, errs = fixServiceDir(svc, owner, pol, res.Outcomes, nil, opt.Watch)
+		mainErr = errors.Join(errs...)
+	}
+	if opt.Scope&ScopeLog == 0 {
+		return res, mainErr, nil
+	}
 	logn, err := openNode(svc.fd, svc.path, "log")
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		errs = append(errs, err)
+		logErr = err
 	default:
 		defer logn.close()
 		if err := checkKind(logn, KindDir); err != nil {
-			errs = append(errs, err)
+			logErr = err
 			break
 		}
 		res.HasLog = true
-		res.Outcomes, res.LogHasSupervise, errs = fixServiceDir(logn, owner, pol, res.Outcomes, errs)
+		if opt.Watch != nil {
+			opt.Watch(logn.path)
+		}
+		var errs []error
+		res.Outcomes, res.LogHasSupervise, errs = fixServiceDir(logn, owner, pol, res.Outcomes, nil, opt.Watch)
+		logErr = errors.Join(errs...)
 	}
-	return res, errors.Join(errs...)
+	return res, mainErr, logErr
+}
+
+// alreadyDone looks at dir/name with one fstatat(AT_SYMLINK_NOFOLLOW) and
+// reports whether the object is already exactly as fixObject would leave
+// it unchanged (expected type, one link for a FIFO, the owner or mode the
+// policy wants). It only ever decides to skip: anything else, including
+// any error, goes through the descriptor-based path (open O_PATH, fstat,
+// check, change through the fd), which decides again on its own fstat.
+func alreadyDone(dir *node, name string, kind Kind, owner Owner, pol Policy, groupMode uint32) (unix.Stat_t, bool) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dir.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return st, false
+	}
+	if st.Mode&unix.S_IFMT != kind.ifmt() || (kind != KindDir && st.Nlink != 1) {
+		return st, false
+	}
+	uid, gid := int(st.Uid), int(st.Gid)
+	if pol == PolicyGroup {
+		if owner.UID != 0 && uid == owner.UID {
+			return st, true
+		}
+		return st, uid == 0 && gid == owner.GID && st.Mode&0o7777 == groupMode
+	}
+	return st, uid == owner.UID && !(gid == 0 && owner.GID != 0 && owner.UID != 0)
+}
+
+// fixChild hands over the object name below dir (a control FIFO or an
+// event/ directory) that is not needed as a parent.
+func fixChild(dir *node, name string, kind Kind, owner Owner, pol Policy, groupMode uint32, out []Outcome, errs []error) ([]Outcome, []error) {
+	if st, ok := alreadyDone(dir, name, kind, owner, pol, groupMode); ok {
+		return append(out, Outcome{Path: joinPath(dir.path, name), Action: ActionUnchanged,
+			UID: int(st.Uid), GID: int(st.Gid), Mode: FileMode(st.Mode)}), errs
+	}
+	n, err := openNode(dir.fd, dir.path, name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return append(out, missing(joinPath(dir.path, name))), errs
+	case err != nil:
+		return out, append(errs, err)
+	}
+	o, err := fixObject(n, kind, owner, pol, groupMode)
+	n.close()
+	if err != nil {
+		return out, append(errs, err)
+	}
+	return append(out, o), errs
 }
 
 func fixObject(n *node, kind Kind, owner Owner, pol Policy, groupMode uint32) (Outcome, error) {
@@ -99,7 +191,7 @@ func fixObject(n *node, kind Kind, owner Owner, pol Policy, groupMode uint32) (O
 	return handOver(n, kind, owner, "")
 }
 
-func fixServiceDir(svc *node, owner Owner, pol Policy, out []Outcome, errs []error) ([]Outcome, bool, []error) {
+func fixServiceDir(svc *node, owner Owner, pol Policy, out []Outcome, errs []error, watch func(string)) ([]Outcome, bool, []error) {
 	hasSup := false
 	sup, err := openNode(svc.fd, svc.path, "supervise")
 	switch {
@@ -115,39 +207,13 @@ func fixServiceDir(svc *node, owner Owner, pol Policy, out []Outcome, errs []err
 		}
 		hasSup = true
 		out = append(out, o)
-		ctl, err := openNode(sup.fd, sup.path, "control")
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			out = append(out, missing(joinPath(sup.path, "control")))
-		case err != nil:
-			errs = append(errs, err)
-		default:
-			o, err := fixObject(ctl, KindFIFO, owner, pol, GroupControlMode)
-			ctl.close()
-			if err != nil {
-				errs = append(errs, err)
-			} else {
-				out = append(out, o)
-			}
+		if watch != nil {
+			watch(sup.path)
 		}
+		out, errs = fixChild(sup, "control", KindFIFO, owner, pol, GroupControlMode, out, errs)
 	}
 	sup.close()
-
-	ev, err := openNode(svc.fd, svc.path, "event")
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		out = append(out, missing(joinPath(svc.path, "event")))
-	case err != nil:
-		errs = append(errs, err)
-	default:
-		o, err := fixObject(ev, KindDir, owner, pol, GroupEventMode)
-		ev.close()
-		if err != nil {
-			errs = append(errs, err)
-		} else {
-			out = append(out, o)
-		}
-	}
+	out, errs = fixChild(svc, "event", KindDir, owner, pol, GroupEventMode, out, errs)
 	return out, hasSup, errs
 }
 

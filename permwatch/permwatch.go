@@ -64,13 +64,21 @@ const (
 	DefaultDegradedInterval = time.Second
 )
 
+// eventBuffer is the length of the Events channel. fsnotify's reader
+// goroutine can then pass one read(2)'s worth of events without a
+// goroutine switch per event, and the loop drains them as one batch in
+// which each service is read once (a burst of registrations makes ~20
+// events per slot, most of them s6-supervise's status writes). It adds no
+// delay: the loop still wakes at the first event.
+const eventBuffer = 1024
+
 // Injection seams, replaced only by tests to simulate exhausted inotify
 // limits (the machine-wide sysctls cannot be lowered while other tests run):
 // newWatcher creates the inotify instance (fails with EMFILE at
 // max_user_instances), addWatchFn adds one watch (fails with ENOSPC at
 // max_user_watches).
 var (
-	newWatcher = fsnotify.NewWatcher
+	newWatcher = func() (*fsnotify.Watcher, error) { return fsnotify.NewBufferedWatcher(eventBuffer) }
 	addWatchFn = func(w *fsnotify.Watcher, path string) error { return w.Add(path) }
 )
 
@@ -158,6 +166,10 @@ type engine struct {
 	owner   perms.Owner
 	scandir string // cleaned
 
+	// sd stays open between full passes (each full pass opens it anew;
+	// an event on the scandir itself triggers one): the scandir path is
+	// the operator's, everything below it is opened relative to this fd.
+	sd       *perms.Scandir
 	w        *fsnotify.Watcher // nil when inotify is unavailable
 	watched  map[string]bool   // paths with an inotify watch
 	services map[string]bool   // scandir entries being looked after
@@ -173,7 +185,7 @@ type stats struct {
 	Events     int // inotify events received
 	Queued     int // events that named a service
 	Handles    int // handle calls
-	Reads      int // FixService calls (rounds included)
+	Reads      int // perms.Fix calls
 	FullPasses int // full passes
 }
 
@@ -199,6 +211,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	e.log.Info().Str("path", e.scandir).Str("user", cfg.User).Int("uid", owner.UID).Int("gid", owner.GID).
 		Bool("once", cfg.Once).Dur("resync", cfg.Resync).Msg("perm-watcher starting")
+	defer func() {
+		if e.sd != nil {
+			e.sd.Close()
+		}
+	}()
 
 	if cfg.Once {
 		if err := e.fullPass(); err != nil {
@@ -255,7 +272,10 @@ func (e *engine) loop(ctx context.Context) error {
 	if e.w != nil {
 		events, errs = e.w.Events, e.w.Errors
 	}
-	pending := map[string]bool{}
+	// What to re-read, per service; an event names a service and the part
+	// of it (its own objects or log/'s), each service is read at most once
+	// per drained batch.
+	pending := map[string]perms.Scope{}
 	for {
 		full := false
 		var degradedC <-chan time.Time
@@ -320,12 +340,12 @@ func (e *engine) loop(ctx context.Context) error {
 			}
 			continue
 		}
-		for name := range pending {
+		for name, scope := range pending {
 			delete(pending, name)
 			if ctx.Err() != nil {
 				break
 			}
-			e.handle(name)
+			e.handle(name, scope)
 		}
 	}
 }
@@ -341,7 +361,7 @@ func (e *engine) watchError(err error) bool {
 
 // route maps an event to the service it concerns and queues it. It returns
 // true when a full pass is needed.
-func (e *engine) route(ev fsnotify.Event, pending map[string]bool) bool {
+func (e *engine) route(ev fsnotify.Event, pending map[string]perms.Scope) bool {
 	e.stats.Events++
 	if ev.Name == e.scandir {
 		return true // the scandir itself was removed, renamed or chmodded
@@ -367,24 +387,39 @@ func (e *engine) route(ev fsnotify.Event, pending map[string]bool) bool {
 	if e.cfg.Excluded(name) {
 		return false
 	}
+	// Writes change contents, never an owner, a mode, a type or a link
+	// (the user's own s6-svc writes to control land here).
+	if !ev.Has(fsnotify.Create | fsnotify.Remove | fsnotify.Rename | fsnotify.Chmod) {
+		return false
+	}
 	// Only names s6 creates matter below the service; status.new and
-	// friends churn on every state change.
-	relevant := true
+	// friends churn on every state change. An event below log/ re-reads
+	// log/ only, one on the service's own objects leaves log/ alone.
+	var scope perms.Scope
 	switch len(parts) {
 	case 1:
+		scope = perms.ScopeAll
 	case 2:
-		relevant = parts[1] == "supervise" || parts[1] == "event" || parts[1] == "log"
+		switch parts[1] {
+		case "supervise", "event":
+			scope = perms.ScopeMain
+		case "log":
+			scope = perms.ScopeLog
+		}
 	case 3:
-		relevant = parts[1] == "supervise" && parts[2] == "control" ||
-			parts[1] == "log" && (parts[2] == "supervise" || parts[2] == "event")
+		if parts[1] == "supervise" && parts[2] == "control" {
+			scope = perms.ScopeMain
+		} else if parts[1] == "log" && (parts[2] == "supervise" || parts[2] == "event") {
+			scope = perms.ScopeLog
+		}
 	case 4:
-		relevant = parts[1] == "log" && parts[2] == "supervise" && parts[3] == "control"
-	default:
-		relevant = false
+		if parts[1] == "log" && parts[2] == "supervise" && parts[3] == "control" {
+			scope = perms.ScopeLog
+		}
 	}
-	if relevant {
+	if scope != 0 {
 		e.stats.Queued++
-		pending[name] = true
+		pending[name] |= scope
 	}
 	return false
 }
@@ -475,12 +510,16 @@ func (e *engine) fullPass() error {
 		}
 		e.addWatch(e.scandir)
 	}
+	// Opened anew at every full pass: the scandir may have been replaced.
 	sd, err := perms.OpenScandir(e.scandir)
 	if err != nil {
 		return err
 	}
+	if e.sd != nil {
+		e.sd.Close()
+	}
+	e.sd = sd
 	names, err := sd.Names()
-	sd.Close()
 	if err != nil {
 		return err
 	}
@@ -490,7 +529,7 @@ func (e *engine) fullPass() error {
 			continue
 		}
 		seen[name] = true
-		e.handle(name)
+		e.handle(name, perms.ScopeAll)
 	}
 	for name := range e.services {
 		if !seen[name] {
@@ -505,59 +544,49 @@ func (e *engine) forget(name string) {
 	e.dropWatches(name)
 	delete(e.services, name)
 	delete(e.lastErr, name)
+	delete(e.lastErr, name+"/log")
 }
 
-// handle re-reads one service and fixes it. New watches are added as soon
-// as a directory is known to be a real one, and the service is then read
-// again, so that nothing created before the watch took effect is missed.
-func (e *engine) handle(name string) {
+// watchFn is perms.FixOptions.Watch: a watch on every real directory met.
+func (e *engine) watchFn(p string) { e.addWatch(p) }
+
+// handle re-reads the scope of one service and fixes it. Every directory
+// found to be real gets its inotify watch before anything below it is read
+// (perms.FixOptions.Watch), so that nothing created after the listing is
+// missed and one read is enough.
+func (e *engine) handle(name string, scope perms.Scope) {
 	e.stats.Handles++
 	base := filepath.Join(e.scandir, name)
-	sd, err := perms.OpenScandir(e.scandir)
-	if err != nil {
-		e.log.Error().Err(err).Str("path", e.scandir).Msg("cannot open the scandir")
-		return
+	if e.sd == nil {
+		sd, err := perms.OpenScandir(e.scandir)
+		if err != nil {
+			e.log.Error().Err(err).Str("path", e.scandir).Msg("cannot open the scandir")
+			return
+		}
+		e.sd = sd
 	}
-	defer sd.Close()
-	var all []perms.Outcome
-	var res perms.ServiceResult
-	for round := 0; round < 4; round++ {
-		e.stats.Reads++
-		res, err = sd.FixService(name, e.owner, e.cfg.Policy)
-		all = append(all, res.Outcomes...)
-		if !res.Resolved {
-			if errors.Is(err, fs.ErrNotExist) {
-				if e.services[name] {
-					e.log.Info().Str("service", name).Str("path", base).Msg("service removed")
-				}
-				e.forget(name)
-				return
+	e.stats.Reads++
+	res, mainErr, logErr := e.sd.Fix(name, e.owner, e.cfg.Policy, perms.FixOptions{Scope: scope, Watch: e.watchFn})
+	if !res.Resolved {
+		if errors.Is(mainErr, fs.ErrNotExist) {
+			if e.services[name] {
+				e.log.Info().Str("service", name).Str("path", base).Msg("service removed")
 			}
-			break
-		}
-		added := e.addWatch(base)
-		if res.HasSupervise {
-			added = e.addWatch(base+"/supervise") || added
-		}
-		if res.HasLog {
-			added = e.addWatch(base+"/log") || added
-		}
-		if res.LogHasSupervise {
-			added = e.addWatch(base+"/log/supervise") || added
-		}
-		if !added {
-			break
+			e.forget(name)
+			return
 		}
 	}
 	if !e.services[name] {
 		e.services[name] = true
 		e.log.Debug().Str("service", name).Str("path", base).Str("target", res.Target).Msg("looking after service")
 	}
-	res.Outcomes = all
-	e.report(name, res, err)
+	e.report(name, res, mainErr, logErr, scope)
 }
 
-func (e *engine) report(name string, res perms.ServiceResult, err error) {
+// report logs what changed and, per part (the service, its log/), refusals
+// when they appear or change and when they go away; a part not in scope
+// keeps its last state.
+func (e *engine) report(name string, res perms.ServiceResult, mainErr, logErr error, scope perms.Scope) {
 	for _, o := range res.Outcomes {
 		switch o.Action {
 		case perms.ActionUnchanged, perms.ActionMissing:
@@ -567,15 +596,24 @@ func (e *engine) report(name string, res perms.ServiceResult, err error) {
 			Int("uid", o.UID).Int("gid", o.GID).Str("mode", fmt.Sprintf("%04o", uint32(o.Mode.Perm())|specialBits(o.Mode))).
 			Msg("handed over")
 	}
+	if scope&perms.ScopeMain != 0 || mainErr != nil {
+		e.refusal(name, name, res.Path, mainErr)
+	}
+	if scope&perms.ScopeLog != 0 && res.Resolved {
+		e.refusal(name, name+"/log", res.Path+"/log", logErr)
+	}
+}
+
+func (e *engine) refusal(service, key, path string, err error) {
 	if err != nil {
 		msg := err.Error()
-		if e.lastErr[name] != msg {
-			e.lastErr[name] = msg
-			e.log.Warn().Str("service", name).Str("path", res.Path).Err(err).Msg("refused to touch (left as is)")
+		if e.lastErr[key] != msg {
+			e.lastErr[key] = msg
+			e.log.Warn().Str("service", service).Str("path", path).Err(err).Msg("refused to touch (left as is)")
 		}
-	} else if e.lastErr[name] != "" {
-		delete(e.lastErr, name)
-		e.log.Info().Str("service", name).Msg("no longer refused")
+	} else if e.lastErr[key] != "" {
+		delete(e.lastErr, key)
+		e.log.Info().Str("service", service).Str("path", path).Msg("no longer refused")
 	}
 }
 

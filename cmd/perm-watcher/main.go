@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -20,6 +21,14 @@ import (
 var version = "dev"
 
 func main() {
+	// perm-watcher's work is one loop: a second P only adds thread
+	// hand-offs (futex wake-ups, spinning Ms) between fsnotify's reader
+	// goroutine and the loop, which halved its CPU time in a 300-slot
+	// burst (BENCHMARKS.md), CPU that s6-supervise needs at that moment.
+	// An explicit GOMAXPROCS in the environment wins.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
