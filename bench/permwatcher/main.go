@@ -4,15 +4,22 @@
 //	go run ./bench/permwatcher -bin /tmp/perm-watcher [-n 300] [-idle 60s] [-rss 1000]
 //
 // Run as root with Debian's s6 installed and the user hermes (UID 10000).
-// For three ways of making slots usable it measures, for a burst of n
+// For four ways of making slots usable it measures, for a burst of n
 // slots, the time from "all slots renamed into the scandir and rescan
 // requested" to "UID 10000's first s6-svc-equivalent write to
 // supervise/control succeeds" (open O_WRONLY|O_NONBLOCK + write "u", what
 // s6-svc -u does), and reports p50/p99/max:
 //
 //	floor:    no fixer; the user pre-creates supervise/ and the control FIFO
+//	s6-only:  no fixer, and the client runs as root: s6-supervise does all
+//	          its own work (mkdir supervise/, mkfifo control, event/), so
+//	          this is the bound any fixer is measured against with the
+//	          same s6 work (the floor spares s6-supervise two creations)
 //	watcher:  perm-watcher (the binary, as root)
 //	poll-1s:  a loop fixing every service once a second (perms.FixService)
+//
+// The scandirs are made in -dir (default /dev/shm, a tmpfs as production's
+// /run is; on this VM's ext4 /tmp s6-supervise's inode creations dominate).
 //
 // Then perm-watcher's CPU time over an idle period (the same process, run
 // with its default flags: only --scandir and --notify-fd are given, so the
@@ -44,6 +51,9 @@ import (
 
 const helperEnv = "PERMWATCHER_BENCH_HELPER"
 
+// baseDir holds the scandirs (-dir).
+var baseDir = "/dev/shm"
+
 func main() {
 	if os.Getenv(helperEnv) != "" {
 		if err := userSide(os.Args[1], os.Args[2] == "skeleton", atoi(os.Args[3])); err != nil {
@@ -57,7 +67,9 @@ func main() {
 	idle := flag.Duration("idle", 60*time.Second, "idle period for the CPU measurement")
 	settle := flag.Duration("settle", 5*time.Second, "wait after the burst before the idle measurement starts")
 	rssN := flag.Int("rss", 1000, "services for the RSS measurement (0: skip)")
-	waysFlag := flag.String("ways", "floor,watcher,poll-1s", "comma-separated ways to run")
+	waysFlag := flag.String("ways", "floor,s6-only,watcher,poll-1s", "comma-separated ways to run")
+	flag.StringVar(&baseDir, "dir", "/dev/shm", "where the scandirs are made (production's /run is a tmpfs)")
+	keepLog := flag.String("keep-log", "", "copy perm-watcher's log (watcher way) to this file")
 	straceOut := flag.String("strace", "", "write `strace -c -f` of perm-watcher over the burst (watcher way) to this file")
 	flag.Parse()
 	if os.Geteuid() != 0 || *bin == "" {
@@ -79,7 +91,7 @@ func main() {
 		var stopStrace func()
 		logPath := filepath.Join(root, "perm-watcher.log")
 		switch mode {
-		case "floor":
+		case "floor", "s6-only":
 		case "watcher":
 			watcherPID, stopFixer = startWatcher(*bin, sd, logPath)
 			if *straceOut != "" {
@@ -94,7 +106,7 @@ func main() {
 		if mode == "watcher" {
 			cpu0 = cpuTime(watcherPID)
 		}
-		lat, wall := measure(self, sd, mode == "floor", *n, id)
+		lat, wall := measure(self, sd, mode == "floor", mode == "s6-only", *n, id)
 		rows = append(rows, fmt.Sprintf("| %s | %d | %s | %s | %s | %s |", mode, len(lat),
 			ms(pct(lat, 50)), ms(pct(lat, 99)), ms(pct(lat, 100)), ms(wall)))
 		if mode == "watcher" {
@@ -114,6 +126,11 @@ func main() {
 			stopWatcher = stopFixer
 			stopWatcher()
 			rows = append(rows, workLine(logPath, *n))
+			if *keepLog != "" {
+				b, err := os.ReadFile(logPath)
+				check(err)
+				check(os.WriteFile(*keepLog, b, 0o644))
+			}
 		} else if stopFixer != nil {
 			stopFixer()
 		}
@@ -198,7 +215,7 @@ func pct(v []time.Duration, p int) time.Duration {
 }
 
 func copySelf() string {
-	dir, err := os.MkdirTemp("", "permwatcher-bench-")
+	dir, err := os.MkdirTemp(baseDir, "permwatcher-bench-")
 	check(err)
 	os.Chmod(dir, 0o755)
 	dst := filepath.Join(dir, "bench")
@@ -215,7 +232,7 @@ func copySelf() string {
 
 // freshScandir starts s6-svscan on a new scandir handed over to owner.
 func freshScandir(owner perms.Owner) (root, sd string, stop func()) {
-	root, err := os.MkdirTemp("", "permwatcher-bench-")
+	root, err := os.MkdirTemp(baseDir, "permwatcher-bench-")
 	check(err)
 	check(os.Chmod(root, 0o755))
 	sd = filepath.Join(root, "scandir")
@@ -330,7 +347,7 @@ func startPoller(sd string, owner perms.Owner) func() {
 
 // measure runs the user side and returns per-service latencies and the
 // time until all were usable.
-func measure(self, sd string, skeleton bool, n int, id identity.Identity) ([]time.Duration, time.Duration) {
+func measure(self, sd string, skeleton, asRoot bool, n int, id identity.Identity) ([]time.Duration, time.Duration) {
 	mode := "plain"
 	if skeleton {
 		mode = "skeleton"
@@ -338,7 +355,9 @@ func measure(self, sd string, skeleton bool, n int, id identity.Identity) ([]tim
 	cmd := exec.Command(self, sd, mode, strconv.Itoa(n))
 	cmd.Env = []string{helperEnv + "=1"}
 	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(id.UID), Gid: uint32(id.GID), Groups: []uint32{}}}
+	if !asRoot {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(id.UID), Gid: uint32(id.GID), Groups: []uint32{}}}
+	}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	check(err)
@@ -427,7 +446,7 @@ func cpuTime(pid int) int64 {
 // them (root's supervise/, control FIFO, event/) and reports its RSS after
 // the first pass.
 func rssRun(bin string, n int, owner perms.Owner) string {
-	root, err := os.MkdirTemp("", "permwatcher-bench-")
+	root, err := os.MkdirTemp(baseDir, "permwatcher-bench-")
 	check(err)
 	defer os.RemoveAll(root)
 	os.Chmod(root, 0o755)
