@@ -4,8 +4,9 @@
 //
 // It is level-triggered. inotify events (one fsnotify instance; watches on
 // the scandir, each service directory, each log/ directory and each
-// supervise/ directory) only wake the loop and name a service; the loop then
-// re-reads that service from the filesystem through package perms (which
+// supervise/ directory) only wake the loop and name a service and the part
+// of it (its own objects, or log/'s); once per batch of queued events the
+// loop re-reads that part from the filesystem through package perms (which
 // never follows a symlink the user could have made and only touches
 // root-owned objects of the expected type) and fixes what is wrong. A full
 // pass runs at start, after an inotify queue overflow or any watcher error,
