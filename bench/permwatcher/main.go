@@ -2,6 +2,7 @@
 //
 //	go build -o /tmp/perm-watcher ./cmd/perm-watcher
 //	go run ./bench/permwatcher -bin /tmp/perm-watcher [-n 300] [-idle 60s] [-rss 1000]
+//	go run ./bench/permwatcher -bin /tmp/perm-watcher -n 1 -reps 200 -rss 0   # one registration at a time
 //
 // Run as root with Debian's s6 installed and the user hermes (UID 10000).
 // For four ways of making slots usable it measures, for a burst of n
@@ -51,12 +52,15 @@ import (
 
 const helperEnv = "PERMWATCHER_BENCH_HELPER"
 
-// baseDir holds the scandirs (-dir).
-var baseDir = "/dev/shm"
+// baseDir holds the scandirs (-dir); straceArgs are -strace-args.
+var (
+	baseDir    = "/dev/shm"
+	straceArgs = "-c -f"
+)
 
 func main() {
 	if os.Getenv(helperEnv) != "" {
-		if err := userSide(os.Args[1], os.Args[2] == "skeleton", atoi(os.Args[3])); err != nil {
+		if err := userSide(os.Args[1], os.Args[2] == "skeleton", atoi(os.Args[3]), os.Args[4]); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
 			os.Exit(1)
 		}
@@ -66,10 +70,12 @@ func main() {
 	n := flag.Int("n", 300, "services in the burst")
 	idle := flag.Duration("idle", 60*time.Second, "idle period for the CPU measurement")
 	settle := flag.Duration("settle", 5*time.Second, "wait after the burst before the idle measurement starts")
+	reps := flag.Int("reps", 1, "bursts per way, one after the other on the same s6-svscan (with -n 1: single-registration latency)")
 	rssN := flag.Int("rss", 1000, "services for the RSS measurement (0: skip)")
 	waysFlag := flag.String("ways", "floor,s6-only,watcher,poll-1s", "comma-separated ways to run")
 	flag.StringVar(&baseDir, "dir", "/dev/shm", "where the scandirs are made (production's /run is a tmpfs)")
 	keepLog := flag.String("keep-log", "", "copy perm-watcher's log (watcher way) to this file")
+	flag.StringVar(&straceArgs, "strace-args", "-c -f", "strace options for -strace")
 	straceOut := flag.String("strace", "", "write `strace -c -f` of perm-watcher over the burst (watcher way) to this file")
 	flag.Parse()
 	if os.Geteuid() != 0 || *bin == "" {
@@ -106,12 +112,21 @@ func main() {
 		if mode == "watcher" {
 			cpu0 = cpuTime(watcherPID)
 		}
-		lat, wall := measure(self, sd, mode == "floor", mode == "s6-only", *n, id)
+		var lat []time.Duration
+		var wall time.Duration
+		for r := 0; r < *reps; r++ {
+			if r > 0 {
+				time.Sleep(50 * time.Millisecond) // the previous slots' start-up writes
+			}
+			l, w := measure(self, sd, mode == "floor", mode == "s6-only", *n, id, fmt.Sprintf("slot-%d-", r))
+			lat = append(lat, l...)
+			wall = max(wall, w)
+		}
 		rows = append(rows, fmt.Sprintf("| %s | %d | %s | %s | %s | %s |", mode, len(lat),
 			ms(pct(lat, 50)), ms(pct(lat, 99)), ms(pct(lat, 100)), ms(wall)))
 		if mode == "watcher" {
 			rows = append(rows, fmt.Sprintf("\nperm-watcher CPU from the burst until all %d usable: %v (utime+stime ticks)",
-				*n, time.Duration(cpuTime(watcherPID)-cpu0)*10*time.Millisecond))
+				*n**reps, time.Duration(cpuTime(watcherPID)-cpu0)*10*time.Millisecond))
 			if stopStrace != nil {
 				time.Sleep(time.Second) // the last events (the user's writes to control)
 				stopStrace()
@@ -122,10 +137,10 @@ func main() {
 			time.Sleep(*idle)
 			cpu1 := cpuTime(watcherPID)
 			rows = append(rows, fmt.Sprintf("\nperm-watcher idle CPU over %v with %d services, default flags (after %v settling): %v (utime+stime ticks: %d -> %d)",
-				*idle, *n, *settle, time.Duration(cpu1-cpu0)*10*time.Millisecond, cpu0, cpu1))
+				*idle, *n**reps, *settle, time.Duration(cpu1-cpu0)*10*time.Millisecond, cpu0, cpu1))
 			stopWatcher = stopFixer
 			stopWatcher()
-			rows = append(rows, workLine(logPath, *n))
+			rows = append(rows, workLine(logPath, *n**reps))
 			if *keepLog != "" {
 				b, err := os.ReadFile(logPath)
 				check(err)
@@ -172,7 +187,8 @@ func workLine(logPath string, n int) string {
 // attached; the returned func detaches it (SIGINT) and waits for the
 // summary.
 func startStrace(pid int, out string) func() {
-	cmd := exec.Command("strace", "-c", "-f", "-o", out, "-p", strconv.Itoa(pid))
+	args := append(strings.Fields(straceArgs), "-o", out, "-p", strconv.Itoa(pid))
+	cmd := exec.Command("strace", args...)
 	stderr, err := cmd.StderrPipe()
 	check(err)
 	check(cmd.Start())
@@ -347,12 +363,12 @@ func startPoller(sd string, owner perms.Owner) func() {
 
 // measure runs the user side and returns per-service latencies and the
 // time until all were usable.
-func measure(self, sd string, skeleton, asRoot bool, n int, id identity.Identity) ([]time.Duration, time.Duration) {
+func measure(self, sd string, skeleton, asRoot bool, n int, id identity.Identity, prefix string) ([]time.Duration, time.Duration) {
 	mode := "plain"
 	if skeleton {
 		mode = "skeleton"
 	}
-	cmd := exec.Command(self, sd, mode, strconv.Itoa(n))
+	cmd := exec.Command(self, sd, mode, strconv.Itoa(n), prefix)
 	cmd.Env = []string{helperEnv + "=1"}
 	cmd.Dir = "/"
 	if !asRoot {
@@ -375,10 +391,10 @@ func measure(self, sd string, skeleton, asRoot bool, n int, id identity.Identity
 
 // userSide runs as UID 10000: registers n slots (staged, renamed), asks for
 // a rescan, then polls every slot's control until a write succeeds.
-func userSide(sd string, skeleton bool, n int) error {
+func userSide(sd string, skeleton bool, n int, prefix string) error {
 	names := make([]string, n)
 	for i := range names {
-		names[i] = fmt.Sprintf("slot-%04d", i)
+		names[i] = fmt.Sprintf("%s%04d", prefix, i)
 		tmp := filepath.Join(sd, "."+names[i]+".tmp")
 		if err := os.Mkdir(tmp, 0o755); err != nil {
 			return err
