@@ -86,6 +86,7 @@ func main() {
 	check(err)
 	owner := perms.Owner{UID: id.UID, GID: id.GID}
 	self := copySelf()
+	defer os.RemoveAll(filepath.Dir(self))
 
 	fmt.Printf("host: %s, %d CPUs, loadavg %s\n", kernel(), numCPU(), loadavg())
 	var rows []string
