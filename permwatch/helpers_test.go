@@ -7,10 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -74,86 +71,11 @@ func must(t testing.TB, err error) {
 	}
 }
 
-// startSvscan runs s6-svscan as root on the scandir and registers its
-// shutdown (s6-svscanctl -t, then a kill) even when the test fails.
-//
-// Its stdout and stderr are nil (/dev/null), never an io.Writer: with a
-// Writer, os/exec copies through a pipe and cmd.Wait blocks until every
-// descendant (s6-supervise, the services it runs in their own sessions)
-// has closed it. Every wait in the cleanup is bounded, and only our own
-// process group and the processes whose cwd is below our temp root are
-// killed.
+// startSvscan runs s6-svscan as root on the scandir; its teardown (which
+// cannot hang) kills whatever is left below the fixture's root.
 func (f *fixture) startSvscan() {
-	t := f.t
-	t.Helper()
-	cmd := exec.Command("s6-svscan", "-c", "4096", f.scandir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Stdout, cmd.Stderr = nil, nil
-	must(t, cmd.Start())
-	f.svscan = cmd
-	pid := cmd.Process.Pid
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = exec.CommandContext(ctx, "s6-svscanctl", "-t", f.scandir).Run()
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			// Our own process group only (Setpgid above): s6-svscan and
-			// the s6-supervise processes it forked.
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				t.Logf("s6-svscan (pid %d) still not reaped 5s after SIGKILL; going on", pid)
-			}
-		}
-		// Supervisors and services that outlived s6-svscan (services run
-		// in their own sessions): kill what still runs below our root.
-		if left := killBelow(f.root, 5*time.Second); len(left) > 0 {
-			t.Logf("processes below %s still alive after SIGKILL: %v", f.root, left)
-		}
-	})
-	f.waitFor(5*time.Second, "s6-svscan control FIFO", func() (bool, string) {
-		_, err := os.Lstat(filepath.Join(f.scandir, ".s6-svscan/control"))
-		return err == nil, fmt.Sprint(err)
-	})
-}
-
-// pidsBelow lists the processes whose cwd is below dir: s6-supervise and
-// the services it runs for our temp scandir, nobody else's.
-func pidsBelow(dir string) []int {
-	var pids []int
-	procs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, p := range procs {
-		cwd, err := os.Readlink(p + "/cwd")
-		if err != nil || !strings.HasPrefix(cwd, dir+"/") {
-			continue
-		}
-		if pid, err := strconv.Atoi(filepath.Base(p)); err == nil {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// killBelow SIGKILLs the processes below dir until none is left or d has
-// passed, and returns those still there, so a failed test leaves nothing
-// behind and a cleanup never blocks for long.
-func killBelow(dir string, d time.Duration) []int {
-	deadline := time.Now().Add(d)
-	for {
-		pids := pidsBelow(dir)
-		if len(pids) == 0 || time.Now().After(deadline) {
-			return pids
-		}
-		for _, pid := range pids {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	f.t.Helper()
+	f.svscan = testenv.StartSvscan(f.t, f.scandir, testenv.Svscan{Args: []string{"-c", "4096"}, Root: f.root})
 }
 
 // handOver gives the scandir and .s6-svscan/control to the user, as
