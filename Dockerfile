@@ -57,6 +57,9 @@ VOLUME ["/opt/data"]
 # --- hermetic-test: test-only content on top of hermetic ------------------
 FROM hermetic AS hermetic-test
 COPY testdata/image/ /
+# The fake hermes CLI lives outside testdata/image/ so that no tracked path
+# looks like a build output (bin/).
+COPY testdata/fake-hermes/hermes /usr/local/bin/hermes
 ENV S6_KILL_GRACETIME=100
 
 # --- production: s6-overlay v3 from its release tarballs -----------------

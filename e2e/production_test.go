@@ -77,7 +77,7 @@ func TestProductionTargetFromLocalTarballs(t *testing.T) {
 
 	// A build context like the repository's, with the fakes in s6-overlay-dist/.
 	bctx := t.TempDir()
-	for _, p := range []string{"Dockerfile", ".dockerignore", "rootfs", "hermetic", "testdata/image", "bin/reconcile-profiles", "bin/perm-watcher"} {
+	for _, p := range []string{"Dockerfile", ".dockerignore", "rootfs", "hermetic", "testdata/image", "testdata/fake-hermes", "bin/reconcile-profiles", "bin/perm-watcher"} {
 		copyTree(t, filepath.Join(repoRoot, p), filepath.Join(bctx, p))
 	}
 	dist := filepath.Join(bctx, "s6-overlay-dist")
