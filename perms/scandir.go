@@ -125,27 +125,17 @@ func handOver(n *node, kind Kind, owner Owner, fix string) (Outcome, error) {
 		}
 		return Outcome{}, err
 	}
-	switch n.uid() {
-	case owner.UID:
-		if n.gid() == 0 && owner.GID != 0 && owner.UID != 0 {
-			// Half done: s6 re-sets the group to root's right after
-			// creating event/ (mkdir, chown -1:0, chmod 03730), racing a
-			// fast hand-over. Giving the user's own object to the user's
-			// own group grants nothing the user could not do itself.
-			if err := chown(n, owner.UID, owner.GID); err != nil {
-				return Outcome{}, err
-			}
-			return outcome(n, ActionChowned), nil
-		}
+	if satisfied(&n.st, owner, PolicyOwner, 0) {
 		return outcome(n, ActionUnchanged), nil
-	case 0:
-		if err := chown(n, owner.UID, owner.GID); err != nil {
-			return Outcome{}, err
-		}
-		return outcome(n, ActionChowned), nil
-	default:
+	}
+	if n.uid() != 0 && n.uid() != owner.UID {
 		return Outcome{}, refuse("check", n.path, ErrNotRootOwned, n.describe(), fixNotRootOwned)
 	}
+	// Root's object, or the user's own still in group root (see satisfied).
+	if err := chown(n, owner.UID, owner.GID); err != nil {
+		return Outcome{}, err
+	}
+	return outcome(n, ActionChowned), nil
 }
 
 // grantGroup keeps root the owner of n and makes it group owner.GID with
@@ -155,7 +145,7 @@ func grantGroup(n *node, kind Kind, owner Owner, mode uint32) (Outcome, error) {
 	if err := checkKind(n, kind); err != nil {
 		return Outcome{}, err
 	}
-	if owner.UID != 0 && n.uid() == owner.UID {
+	if satisfied(&n.st, owner, PolicyGroup, mode) {
 		return outcome(n, ActionUnchanged), nil
 	}
 	if n.uid() != 0 {
@@ -177,9 +167,6 @@ func grantGroup(n *node, kind Kind, owner Owner, mode uint32) (Outcome, error) {
 		} else {
 			action = ActionChownedChmodded
 		}
-	}
-	if action == "" {
-		action = ActionUnchanged
 	}
 	return outcome(n, action), nil
 }
@@ -227,6 +214,25 @@ func (s *Scandir) Close() error { s.n.close(); return nil }
 
 // Names lists the scandir's entries (all of them, dot names included).
 func (s *Scandir) Names() ([]string, error) { return listDir(s.n) }
+
+// satisfied reports whether an object, already checked to be of the
+// expected type, is as pol wants it for owner, so that nothing is to be
+// changed. It is the one place that decides this, for the descriptor path
+// (handOver, grantGroup) and the fstatat shortcut (alreadyDone) alike.
+//
+// Under the owner policy the user's own object still in group root counts
+// as not done: s6-supervise creates event/ with mkdir, then chown -1:0,
+// then chmod 03730, which races a fast hand-over; giving the user's own
+// object to the user's own group grants nothing the user could not do.
+// Under the group policy an object the user owns is usable as is.
+func satisfied(st *unix.Stat_t, owner Owner, pol Policy, groupMode uint32) bool {
+	uid, gid := int(st.Uid), int(st.Gid)
+	if pol == PolicyGroup {
+		return (owner.UID != 0 && uid == owner.UID) ||
+			(uid == 0 && gid == owner.GID && st.Mode&0o7777 == groupMode)
+	}
+	return uid == owner.UID && !(gid == 0 && owner.GID != 0 && owner.UID != 0)
+}
 
 // trustedDir: root-owned directory that neither group nor others can write,
 // or a root-owned sticky directory (/tmp), where others may add entries but

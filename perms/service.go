@@ -152,14 +152,7 @@ func alreadyDone(dir *node, name string, kind Kind, owner Owner, pol Policy, gro
 	if st.Mode&unix.S_IFMT != kind.ifmt() || (kind != KindDir && st.Nlink != 1) {
 		return st, false
 	}
-	uid, gid := int(st.Uid), int(st.Gid)
-	if pol == PolicyGroup {
-		if owner.UID != 0 && uid == owner.UID {
-			return st, true
-		}
-		return st, uid == 0 && gid == owner.GID && st.Mode&0o7777 == groupMode
-	}
-	return st, uid == owner.UID && !(gid == 0 && owner.GID != 0 && owner.UID != 0)
+	return st, satisfied(&st, owner, pol, groupMode)
 }
 
 // fixChild hands over the object name below dir (a control FIFO or an
