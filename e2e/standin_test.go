@@ -43,7 +43,7 @@ func TestStandInExitCode(t *testing.T) {
 func TestStandInReapsZombies(t *testing.T) {
 	requireImage(t)
 	t.Parallel()
-	b := shared(t)
+	b := shared(t, asRoot)
 	// The inner sh exits at once, orphaning its background sleep.
 	out := b.MustSh(t, `sh -c 'sleep 1 >/dev/null 2>&1 & echo $!'`)
 	pid, err := strconv.Atoi(strings.TrimSpace(out))
