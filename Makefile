@@ -59,7 +59,7 @@ demo-clean: ## remove the demo container and its volume
 	scripts/demo.sh --clean
 
 e2e: ## only the Docker e2e suite (TestMain builds the images)
-	$(GO) test -count=1 -timeout 15m -v ./e2e/
+	$(GO) test -count=1 -timeout 20m -v ./e2e/
 
 bench: build ## reproduce BENCHMARKS.md (needs root and s6; run on an idle machine)
 	$(GO) test -run '^$$' -bench BenchmarkPass -benchtime 10x ./reconcile/
