@@ -19,7 +19,7 @@ func TestBoot(t *testing.T) {
 }
 
 func testBoot(t *testing.T, m mode) {
-	b := shared(t, m)
+	b := sharedIn(t, m)
 
 	// The hermes CLI's s6 detection, as hermes: /proc/1/comm and /run/s6/basedir.
 	if out := b.MustSh(t, `cat /proc/1/comm`); strings.TrimSpace(out) != "s6-svscan" {
@@ -105,7 +105,7 @@ func TestRescan(t *testing.T) {
 	requireImage(t)
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, m mode) {
-		b := shared(t, m)
+		b := sharedIn(t, m)
 		b.MustSh(t, `/command/s6-svscanctl -a /run/service`)
 	})
 }
@@ -117,7 +117,7 @@ func TestStaticService(t *testing.T) {
 	requireImage(t)
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, m mode) {
-		b := shared(t, m)
+		b := sharedIn(t, m)
 		svc := "/run/service/static-test"
 		waitControllable(t, b, svc)
 		b.MustSh(t, `svc=/run/service/static-test

@@ -266,9 +266,15 @@ type sharedOne struct {
 
 var sharedBoxes = map[mode]*sharedOne{asRoot: {}, asHermes: {}}
 
-// shared returns the shared container of mode m (started on first use,
+// shared returns the shared root container (see sharedIn).
+func shared(t *testing.T) *box {
+	t.Helper()
+	return sharedIn(t, asRoot)
+}
+
+// sharedIn returns the shared container of mode m (started on first use,
 // removed when the test binary exits: see stopShared).
-func shared(t *testing.T, m mode) *box {
+func sharedIn(t *testing.T, m mode) *box {
 	t.Helper()
 	s := sharedBoxes[m]
 	s.once.Do(func() {

@@ -144,7 +144,7 @@ func TestGatewayLifecycle(t *testing.T) {
 }
 
 func testGatewayLifecycle(t *testing.T, m mode) {
-	b := shared(t, m)
+	b := sharedIn(t, m)
 	const p = "life"
 	slot := "/run/service/gateway-" + p
 
@@ -214,7 +214,7 @@ test "$(/command/s6-svstat -o up "$s")" = true`)
 func TestGatewayCleanExit(t *testing.T) {
 	requireImage(t)
 	t.Parallel()
-	b := shared(t, asRoot)
+	b := shared(t)
 	slot := "/run/service/gateway-clean"
 	b.MustSh(t, slotScript("clean"))
 	waitControllable(t, b, slot)

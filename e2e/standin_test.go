@@ -43,7 +43,7 @@ func TestStandInExitCode(t *testing.T) {
 func TestStandInReapsZombies(t *testing.T) {
 	requireImage(t)
 	t.Parallel()
-	b := shared(t, asRoot)
+	b := shared(t)
 	// The inner sh exits at once, orphaning its background sleep.
 	out := b.MustSh(t, `sh -c 'sleep 1 >/dev/null 2>&1 & echo $!'`)
 	pid, err := strconv.Atoi(strings.TrimSpace(out))
@@ -136,7 +136,7 @@ func TestStandInRunOwnerHelper(t *testing.T) {
 	requireImage(t)
 	t.Parallel()
 	requireStandIn(t)
-	b := shared(t, asRoot)
+	b := shared(t)
 	b.MustSh(t, `h=/usr/lib/hermetic-s6/fix-run-owner
 test "$(stat -c %U:%a "$h")" = root:4755
 rc=0; "$h" 2>/dev/null || rc=$?; test "$rc" = 100 || { echo "no arguments, scandir present: exit $rc, want 100"; exit 1; }
@@ -151,7 +151,7 @@ func TestScandirAsS6OverlayMakesIt(t *testing.T) {
 	requireImage(t)
 	t.Parallel()
 	forEachMode(t, func(t *testing.T, m mode) {
-		b := shared(t, m)
+		b := sharedIn(t, m)
 		// As root: .s6-svscan's scripts and perm-watcher's supervise/ are
 		// not hermes's to read in a root container.
 		b.MustSh(t, `u=`+string(m)+`
