@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,11 +78,27 @@ test "$(stat -c %a /run/service/.s6-svscan)" = 755`)
 		if !strings.Contains(logs, "/run belongs to uid 0 instead of 10000 - fixing it") {
 			t.Errorf("docker logs do not say that /run was given to uid 10000:\n%s", tail(logs, 4000))
 		}
-		// Nothing crash-loops: perm-watcher stays the same process.
+		// Nothing crash-loops and perm-watcher, with nothing to do, uses no
+		// CPU: the same process 1.5 s later, its utime+stime (fields 14 and
+		// 15 of /proc/PID/stat, in clock ticks) unchanged but for a tick.
 		before := pidOfWatcher(t, b)
+		cpu := func(pid string) int {
+			out := b.MustSh(t, `read -r l < /proc/`+pid+`/stat; set -- ${l##*) }; echo $((${12} + ${13}))`)
+			n, err := strconv.Atoi(strings.TrimSpace(out))
+			if err != nil {
+				t.Fatalf("cpu time of perm-watcher: %q", out)
+			}
+			return n
+		}
+		if before == "" {
+			t.Fatal("no perm-watcher process")
+		}
+		c0 := cpu(before)
 		time.Sleep(1500 * time.Millisecond)
-		if after := pidOfWatcher(t, b); before == "" || after != before {
+		if after := pidOfWatcher(t, b); after != before {
 			t.Errorf("perm-watcher pid %q then %q 1.5 s later: it must run once and wait, not restart", before, after)
+		} else if c1 := cpu(before); c1-c0 > 1 {
+			t.Errorf("perm-watcher used %d clock ticks of CPU in 1.5 s with nothing to do, want none", c1-c0)
 		}
 	}
 }
