@@ -325,6 +325,18 @@ func openTrustedDir(path, scandir string) (*node, error) {
 // Path is the scandir's path as given (cleaned).
 func (s *Scandir) Path() string { return s.n.path }
 
+// ProcPath is /proc/self/fd/N for the scandir's O_PATH descriptor: a path
+// that the kernel resolves to exactly the directory that was opened and
+// checked, whatever happens to its name afterwards (for inotify_add_watch,
+// which otherwise follows symlinks by path). Valid until Close.
+func (s *Scandir) ProcPath() string { return "/proc/self/fd/" + strconv.Itoa(s.n.fd) }
+
+// SameDir reports whether o is open on the same directory (device and
+// inode) as s.
+func (s *Scandir) SameDir(o *Scandir) bool {
+	return o != nil && s.n.st.Dev == o.n.st.Dev && s.n.st.Ino == o.n.st.Ino
+}
+
 // Close releases the descriptor.
 func (s *Scandir) Close() error { s.n.close(); return nil }
 
