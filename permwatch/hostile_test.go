@@ -289,8 +289,15 @@ func TestStalledLogReader(t *testing.T) {
 	f.startBin(binOpts{maxWatches: -1, stderr: w})
 	// Debug lines for each: far more than a pipe's 64 KiB.
 	f.fakeTrees("noise", 2000, rootOnly)
-	d := f.waitPrepared(f.userStage("legit"), 5*time.Second)
-	t.Logf("legit slot prepared %v after it appeared, stderr stalled", d)
+	// A slot whose objects root's s6-supervise already made (so that the
+	// same hand-over is asked of any version of perm-watcher).
+	st := filepath.Join(f.root, ".legit")
+	rootSupervised(t, st)
+	rootSupervised(t, st+"/log")
+	must(t, os.Lchown(st, f.uid, f.gid))
+	must(t, os.Rename(st, filepath.Join(f.scandir, "legit")))
+	d := f.waitPrepared(filepath.Join(f.scandir, "legit"), 5*time.Second)
+	t.Logf("legit slot handed over %v after it appeared, stderr stalled", d)
 }
 
 // countingWriter counts what is written, and when.
