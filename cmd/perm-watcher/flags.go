@@ -30,11 +30,15 @@ Usage: perm-watcher [flags]
 s6-supervise runs as root and creates supervise/ (0700), supervise/control
 (a FIFO, 0600) and event/ as root, so s6-svc, s6-svstat and s6-svwait fail
 with "Permission denied" for anyone else. perm-watcher runs as root (an s6-rc
-longrun), watches the scandir with inotify, and hands those objects to the
-user the moment they appear, for every service and its log/ sub-service.
-If inotify's per-user limits are exhausted (/proc/sys/fs/inotify/
-max_user_watches, max_user_instances) it logs one error naming the limit
-and the fix, and keeps working by a full pass every --degraded-interval.
+longrun) and watches the scandir with one inotify watch. As soon as a slot
+appears (staged under a dot name or renamed in) it makes that slot's
+supervise/, supervise/control and event/ (and its log/'s) itself, with the
+policy's owner and modes; s6-supervise reuses them, so the user's first
+s6-svc fails at most with "supervisor not listening". What s6-supervise
+made first is handed over. If inotify's per-user limits are exhausted by
+others (/proc/sys/fs/inotify/max_user_watches, max_user_instances) it logs
+one error naming the limit and the fix, keeps working by a full pass every
+--degraded-interval, and goes back to inotify as soon as it can.
 
 Policies (--policy):
   owner  (default) supervise/, supervise/control and event/ become owned by
@@ -51,9 +55,15 @@ object is opened without following symlinks, relative to its parent's file
 descriptor, and only root-owned objects of the expected type (a FIFO with one
 link, directories) are changed, through that descriptor. The only symlinks
 followed are root-owned scandir entries pointing into root-only trees
-(s6-rc's servicedirs). Whoever can write the scandir can make s6-svscan run
-a ./run as root: that is the hermes image's design, not something
-perm-watcher adds or removes.
+(s6-rc's servicedirs). Every ancestor of the scandir must be root's and
+writable by root only. Excludes match the entry's name and an s6-rc
+symlink's target name. One watch, rate-limited logs and a log writer that
+never blocks: whatever the user creates costs root no inotify watch and
+no stalled hand-over. Whoever can write the scandir can make s6-svscan run
+a ./run as root (that is the hermes image's design, not something
+perm-watcher adds or removes), and under the owner and group policies
+whoever can write a service's event/ can make root's s6-supervise write
+into any file: only sealed closes that.
 
 Run as the user itself (a container started with -u hermes, Kubernetes
 runAsUser): s6-svscan and every s6-supervise run as that user, so their
