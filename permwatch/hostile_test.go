@@ -286,7 +286,19 @@ func TestStalledLogReader(t *testing.T) {
 	defer w.Close()
 	rootOnly := filepath.Join(f.root, "rootonly")
 	must(t, os.Mkdir(rootOnly, 0o700))
-	f.startBin(binOpts{maxWatches: -1, stderr: w})
+	p := f.startBin(binOpts{maxWatches: -1, stderr: w})
+	// It runs at nice -10 (DefaultNice), every thread.
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", p.pid))
+	must(t, err)
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", p.pid, task.Name()))
+		must(t, err)
+		s := string(b)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		if fields[16] != strconv.Itoa(DefaultNice) { // field 19 of stat: nice
+			t.Errorf("thread %s runs at nice %s, want %d", task.Name(), fields[16], DefaultNice)
+		}
+	}
 	// Debug lines for each: far more than a pipe's 64 KiB.
 	f.fakeTrees("noise", 2000, rootOnly)
 	// A slot whose objects root's s6-supervise already made (so that the

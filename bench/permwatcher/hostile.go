@@ -58,8 +58,10 @@ func runHostile(what, bin, binOld string, fakesList []int, regs, n int, pol stri
 	case "register":
 		fmt.Println("| way | registrations | ok | supervisor not listening | Permission denied | other | all ok after (p50 / max) |")
 		fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-		for _, b := range bins {
-			fmt.Println(registerRow(b[0], b[1], n, pol, owner, id, self))
+		fmt.Println(registerRow("new (default --nice -10)", bin, n, pol, owner, id, self))
+		fmt.Println(registerRow("new --nice 0", bin, n, pol, owner, id, self, "--nice", "0"))
+		if binOld != "" {
+			fmt.Println(registerRow("old", binOld, n, pol, owner, id, self))
 		}
 		fmt.Println(registerRow("no perm-watcher", "", n, pol, owner, id, self))
 	default:
@@ -227,14 +229,16 @@ func chmodLoop(sd string) error {
 	}
 }
 
-func registerRow(name, bin string, n int, pol string, owner perms.Owner, id identity.Identity, self string) string {
+func registerRow(name, bin string, n int, pol string, owner perms.Owner, id identity.Identity, self string, extra ...string) string {
 	root, sd, stopSvscan := freshScandir(owner)
 	defer func() { stopSvscan(); os.RemoveAll(root) }()
 	if bin != "" {
-		_, stop := startWatcherArgs(bin, sd, filepath.Join(root, "perm-watcher.log"), "--policy", pol)
+		_, stop := startWatcherArgs(bin, sd, filepath.Join(root, "perm-watcher.log"), append([]string{"--policy", pol}, extra...)...)
 		defer stop()
 	}
-	cmd := exec.Command(self, sd, strconv.Itoa(n))
+	// Without perm-watcher nothing ever makes control writable: count the
+	// first attempts only.
+	cmd := exec.Command(self, sd, strconv.Itoa(n), strconv.FormatBool(bin != ""))
 	cmd.Env = []string{helperEnv + "=register-user", "PATH=" + os.Getenv("PATH")}
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(id.UID), Gid: uint32(id.GID), Groups: []uint32{}}}
@@ -254,8 +258,11 @@ func registerRow(name, bin string, n int, pol string, owner perms.Owner, id iden
 	if other == "" {
 		other = "0"
 	}
-	return fmt.Sprintf("| %s | %d | %d | %d | %d | %s | %s / %s |", name, n, res.OK, res.NotListening, res.Denied, strings.TrimSpace(other),
-		ms(pct(okAfter, 50)), ms(pct(okAfter, 100)))
+	after := "never"
+	if len(okAfter) == n {
+		after = ms(pct(okAfter, 50)) + " / " + ms(pct(okAfter, 100))
+	}
+	return fmt.Sprintf("| %s | %d | %d | %d | %d | %s | %s |", name, n, res.OK, res.NotListening, res.Denied, strings.TrimSpace(other), after)
 }
 
 type registerResult struct {
@@ -265,7 +272,7 @@ type registerResult struct {
 }
 
 // registerUser is the user's side of the register measurement.
-func registerUser(sd string, n int) error {
+func registerUser(sd string, n int, retry bool) error {
 	res := registerResult{Other: map[string]int{}}
 	for i := 0; i < n; i++ {
 		name := fmt.Sprintf("reg-%04d", i)
@@ -305,6 +312,9 @@ func registerUser(sd string, n int) error {
 			}
 			if err == nil {
 				res.OKAfter = append(res.OKAfter, int64(time.Since(start)))
+				break
+			}
+			if !retry {
 				break
 			}
 			if time.Since(start) > 30*time.Second {

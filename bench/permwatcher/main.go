@@ -67,7 +67,7 @@ func main() {
 		case "chmod-loop":
 			err = chmodLoop(os.Args[1])
 		case "register-user":
-			err = registerUser(os.Args[1], atoi(os.Args[2]))
+			err = registerUser(os.Args[1], atoi(os.Args[2]), os.Args[3] == "true")
 		default:
 			err = userSide(os.Args[1], os.Args[2] == "skeleton", atoi(os.Args[3]), os.Args[4])
 		}

@@ -117,6 +117,7 @@ type options struct {
 	cfg      permwatch.Config // Log is set; Ready is not
 	check    bool
 	notifyFD int // -1: none
+	nice     int // 0: leave the priority as inherited
 	// asUser: not root (and not --check): run permwatch.RunAsUser, which
 	// idles when euid is the user's and refuses any other UID.
 	asUser bool
@@ -142,6 +143,7 @@ func parseArgs(args []string, euid int, stdout, stderr io.Writer) (opts options,
 		resync    = fs.Duration("resync", permwatch.DefaultResync,
 			"period of the safety-net full pass (0: off). Long by default: inotify reports every new directory at once and a queue overflow triggers a full pass, so this only catches what nothing reported, and an idle watcher stays at zero CPU time")
 		degraded    = fs.Duration("degraded-interval", permwatch.DefaultDegradedInterval, "period of full passes when inotify cannot be used (watch or instance limit reached)")
+		nice        = fs.Int("nice", permwatch.DefaultNice, "scheduling priority as root (0: as inherited): perm-watcher must make a new slot's supervise/ before s6-supervise does, which a loaded machine can delay")
 		logFormat   = fs.String("log-format", "json", "json or console")
 		logLevel    = fs.String("log-level", os.Getenv(logging.LevelEnv), "trace, debug, info, warn, error (default: $"+logging.LevelEnv+", else info)")
 		showVersion = fs.Bool("version", false, "print the version and exit")
@@ -203,6 +205,10 @@ func parseArgs(args []string, euid int, stdout, stderr io.Writer) (opts options,
 		},
 		check:    *check,
 		notifyFD: *notifyFD,
+		nice:     *nice,
+	}
+	if *nice < -20 || *nice > 19 {
+		return fail("--nice %d: not between -20 and 19", *nice)
 	}
 	if !*noDefault {
 		opts.cfg.Exclude = append(opts.cfg.Exclude, permwatch.DefaultExcludes...)

@@ -66,6 +66,13 @@ func run(args []string, stdout, rawStderr io.Writer) int {
 			f.Close()
 		}
 	}
+	if opts.nice != 0 && !opts.asUser && !cfg.Once {
+		if err := permwatch.SetNice(opts.nice); err != nil {
+			// In a user namespace without CAP_SYS_NICE: it works, it may
+			// only lose a race with s6-supervise more often.
+			log.Warn().Err(err).Int("nice", opts.nice).Msg("cannot raise perm-watcher's scheduling priority; keeping it")
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	start := time.Now()
