@@ -19,8 +19,12 @@
 //	watcher:  perm-watcher (the binary, as root)
 //	poll-1s:  a loop fixing every service once a second (perms.FixService)
 //
-// The scandirs are made in -dir (default /dev/shm, a tmpfs as production's
-// /run is; on this VM's ext4 /tmp s6-supervise's inode creations dominate).
+// The scandirs are made in -dir (default /run/hermes-s6-bench, a root-owned
+// 0755 tmpfs, mounted there if it is not one, as production's /run is:
+// perm-watcher refuses a scandir below the sticky /dev/shm or /tmp; on this
+// VM's ext4 s6-supervise's inode creations would dominate).
+//
+// -hostile fakes|register runs the issue-9 measurements instead (hostile.go).
 //
 // Then perm-watcher's CPU time over an idle period (the same process, run
 // with its default flags: only --scandir and --notify-fd are given, so the
