@@ -420,3 +420,23 @@ func TestExcludeByIdentity(t *testing.T) {
 	}
 	f.waitPrepared(f.userStage("legit"), 5*time.Second)
 }
+
+// TestAncestorRefused (F7): the program refuses a scandir below a
+// directory others can write (here a sticky 1777 one, like /tmp), with
+// one error naming that directory and the fix, and touches nothing.
+func TestAncestorRefused(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.EnsureUser(t)
+	root := testenv.TempDir(t)
+	sticky := filepath.Join(root, "sticky")
+	must(t, os.Mkdir(sticky, 0o755))
+	must(t, os.Chmod(sticky, 0o1777))
+	sd := filepath.Join(sticky, "scandir")
+	rootSupervised(t, sd+"/svc")
+	before := snapshot(t, sd+"/svc/supervise", sd+"/svc/supervise/control", sd+"/svc/event")
+	code, out := runBin(t, buildBinary(t), false, "--once", "--scandir", sd)
+	if code == 0 || !strings.Contains(out, sticky) || !strings.Contains(out, "chmod go-w") {
+		t.Errorf("exit %d, want a refusal naming %s and the fix:\n%s", code, sticky, out)
+	}
+	before.unchanged(t)
+}
