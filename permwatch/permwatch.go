@@ -721,7 +721,11 @@ func (e *engine) handle(name string) {
 		e.services[name] = true
 		e.log.Debug().Str("service", name).Str("path", base).Str("target", res.Target).Msg("looking after service")
 	}
-	busy := false
+	// A slot being staged (a dot name) usually gets its log/ a moment after
+	// it appears, and the rename into place is the last event before
+	// s6-svscan may start log/'s supervisor: look again a few times, so
+	// that log/ is prepared while the slot is still staged.
+	busy := strings.HasPrefix(name, ".") && res.Resolved && !res.HasLog
 	for _, o := range res.Outcomes {
 		switch o.Action {
 		case perms.ActionUnchanged, perms.ActionCreated:

@@ -56,7 +56,7 @@ func runHostile(what, bin, binOld string, fakesList []int, regs, n int, pol stri
 			}
 		}
 	case "register":
-		fmt.Println("| way | registrations | ok | supervisor not listening | Permission denied | other | all ok after (p50 / max) |")
+		fmt.Println("| way | first s6-svc on | ok | supervisor not listening | Permission denied | other | ok after (p50 / max) |")
 		fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 		fmt.Println(registerRow("new (default --nice -10)", bin, n, pol, owner, id, self))
 		fmt.Println(registerRow("new --nice 0", bin, n, pol, owner, id, self, "--nice", "0"))
@@ -259,14 +259,15 @@ func registerRow(name, bin string, n int, pol string, owner perms.Owner, id iden
 		other = "0"
 	}
 	after := "never"
-	if len(okAfter) == n {
+	if len(okAfter) == 2*n {
 		after = ms(pct(okAfter, 50)) + " / " + ms(pct(okAfter, 100))
 	}
-	return fmt.Sprintf("| %s | %d | %d | %d | %d | %s | %s |", name, n, res.OK, res.NotListening, res.Denied, strings.TrimSpace(other), after)
+	return fmt.Sprintf("| %s | %d + %d log/ | %d | %d | %d (%d on log/) | %s | %s |", name, n, n, res.OK, res.NotListening, res.Denied, res.DeniedLog, strings.TrimSpace(other), after)
 }
 
 type registerResult struct {
 	OK, NotListening, Denied int
+	DeniedLog                int // of Denied, on log/
 	Other                    map[string]int
 	OKAfter                  []int64 // time until s6-svc first succeeded, per slot
 }
@@ -283,6 +284,13 @@ func registerUser(sd string, n int, retry bool) error {
 		if err := os.WriteFile(tmp+"/run", []byte("#!/bin/sh\nexec sleep 100000\n"), 0o755); err != nil {
 			return err
 		}
+		// A log/ sub-service, as every gateway slot has.
+		if err := os.Mkdir(tmp+"/log", 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(tmp+"/log/run", []byte("#!/bin/sh\nexec cat >/dev/null\n"), 0o755); err != nil {
+			return err
+		}
 		final := filepath.Join(sd, name)
 		if err := os.Rename(tmp, final); err != nil {
 			return err
@@ -291,36 +299,42 @@ func registerUser(sd string, n int, retry bool) error {
 		if err := s6.Rescan(sd); err != nil {
 			return err
 		}
-		for attempt := 0; ; attempt++ {
-			out, err := exec.Command("s6-svc", "-u", final).CombinedOutput()
-			msg := string(out)
-			if attempt == 0 {
-				switch {
-				case err == nil:
-					res.OK++
-				case strings.Contains(msg, "supervisor not listening"):
-					res.NotListening++
-				case strings.Contains(msg, "Permission denied"):
-					res.Denied++
-				default:
-					k := strings.TrimSpace(msg)
-					if i := strings.LastIndex(k, ": "); i >= 0 {
-						k = k[i+2:]
+		// The user's first s6-svc on the slot, then on its log/, at once.
+		for _, dir := range []string{final, final + "/log"} {
+			for attempt := 0; ; attempt++ {
+				out, err := exec.Command("s6-svc", "-u", dir).CombinedOutput()
+				msg := string(out)
+				if attempt == 0 {
+					switch {
+					case err == nil:
+						res.OK++
+					case strings.Contains(msg, "supervisor not listening"):
+						res.NotListening++
+					case strings.Contains(msg, "Permission denied"):
+						res.Denied++
+						if strings.HasSuffix(dir, "/log") {
+							res.DeniedLog++
+						}
+					default:
+						k := strings.TrimSpace(msg)
+						if i := strings.LastIndex(k, ": "); i >= 0 {
+							k = k[i+2:]
+						}
+						res.Other[k]++
 					}
-					res.Other[k]++
 				}
+				if err == nil {
+					res.OKAfter = append(res.OKAfter, int64(time.Since(start)))
+					break
+				}
+				if !retry {
+					break
+				}
+				if time.Since(start) > 30*time.Second {
+					return fmt.Errorf("%s: s6-svc still failing after 30s: %s", dir, msg)
+				}
+				time.Sleep(time.Millisecond)
 			}
-			if err == nil {
-				res.OKAfter = append(res.OKAfter, int64(time.Since(start)))
-				break
-			}
-			if !retry {
-				break
-			}
-			if time.Since(start) > 30*time.Second {
-				return fmt.Errorf("%s: s6-svc still failing after 30s: %s", name, msg)
-			}
-			time.Sleep(time.Millisecond)
 		}
 	}
 	return json.NewEncoder(os.Stdout).Encode(res)
