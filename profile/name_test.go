@@ -39,7 +39,8 @@ func TestValidName(t *testing.T) {
 	}
 }
 
-func TestTruthy(t *testing.T) {
+// Rule: truthiness is hermes's, decided in one place (Truthy).
+func TestRule_TruthinessIsHermes(t *testing.T) {
 	for v, want := range map[string]bool{
 		"1": true, "true": true, "TRUE": true, "Yes": true, " yes ": true,
 		"on": true, "ON": true, "\ton\n": true,

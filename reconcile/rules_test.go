@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/hermes-s6/hermes-s6/bootlog"
+	"github.com/hermes-s6/hermes-s6/internal/testenv"
 )
 
 const (
@@ -742,4 +743,39 @@ func TestRule_PriorExit(t *testing.T) {
 		}, boot: []string{line("a", "stopped", "registered", tt.want), line("default", "", "registered", tt.want)}})
 	}
 	runRules(t, cases)
+}
+
+// Rule: a dashboard container (the stripped argv starts with "dashboard")
+// registers nothing, writes nothing and exits 0. Run, not Pass: the check
+// comes before anything else.
+func TestRule_DashboardDoesNothing(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		procs map[string][]string // pid -> argv
+	}{
+		{"PID 1", map[string][]string{"1": {"/init", "/opt/hermes/docker/main-wrapper.sh", "hermes", "dashboard", "--port", "9119"}}},
+		{"dispatch then hermes", map[string][]string{"1": {"main-wrapper.sh", "/opt/hermes/docker/entrypoint-dispatch.sh", "/usr/local/bin/hermes", "dashboard"}}},
+		{"no hermes", map[string][]string{"1": {"/init", "main-wrapper.sh", "dashboard"}}},
+		{"a later PID", map[string][]string{"1": {"s6-svscan", "/run/service"}, "57": {"sh", "/opt/hermes/docker/main-wrapper.sh", "dashboard"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, t.TempDir())
+			for pid, argv := range tt.procs {
+				os.MkdirAll(filepath.Join(f.proc, pid), 0o755)
+				os.WriteFile(filepath.Join(f.proc, pid, "cmdline"), []byte(strings.Join(argv, "\x00")+"\x00"), 0o644)
+			}
+			f.profile(t, "alpha", stRunning)
+			f.file(t, "gateway.pid", "1")
+			// Were the check broken, Run would fail at the user lookup
+			// instead of dropping this test process's privileges.
+			f.cfg.User = "no-such-user-hermes-s6"
+			before := testenv.DumpTree(filepath.Dir(f.home))
+			if err := Run(t.Context(), f.cfg); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if after := testenv.DumpTree(filepath.Dir(f.home)); after != before {
+				t.Fatalf("dashboard run changed files:\n%s\n%s", before, after)
+			}
+		})
+	}
 }
