@@ -83,7 +83,14 @@ func run(bin, before, counts string, rounds, runs int, dir string, uid int) erro
 		return a
 	}
 	fmt.Printf("whole process, hyperfine -N, %d alternating rounds x %d runs per binary; median wall time of all runs (user+sys CPU: mean)\n", rounds, runs)
-	fmt.Printf("%-9s | %-24s | %12s | %12s | %10s\n", "profiles", "binary", "median", "CPU", "runs")
+	fmt.Printf("after: %s\n", abs(bin))
+	if before != "" {
+		fmt.Printf("before: %s\n", abs(before))
+	}
+	if asRoot {
+		fmt.Printf("as root: every run is `%s <binary>`; exec floor: `%s /bin/true`\n", strings.Join(wrap, " "), strings.Join(wrap, " "))
+	}
+	fmt.Printf("%-9s | %-10s | %12s | %12s | %6s\n", "profiles", "binary", "median", "CPU", "runs")
 	for _, f := range strings.Split(counts, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil {
@@ -112,12 +119,12 @@ func run(bin, before, counts string, rounds, runs int, dir string, uid int) erro
 			return append(slices.Clone(wrap), abs(b), "--hermes-home", home, "--scandir", svc,
 				"--proc", filepath.Join(root, "proc"), "--s6-basedir", filepath.Join(root, "nobasedir"))
 		}
-		vs := []variant{{"after " + filepath.Base(bin), args(bin)}}
+		vs := []variant{{"after", args(bin)}}
 		if before != "" {
-			vs = append([]variant{{"before " + filepath.Base(before), args(before)}}, vs...)
+			vs = append([]variant{{"before", args(before)}}, vs...)
 		}
 		if asRoot {
-			vs = append(vs, variant{"exec floor (setpriv true)", append(slices.Clone(wrap), "/bin/true")})
+			vs = append(vs, variant{"exec floor", append(slices.Clone(wrap), "/bin/true")})
 		}
 		times := make([][]float64, len(vs))
 		cpu := make([][]float64, len(vs))
@@ -139,7 +146,7 @@ func run(bin, before, counts string, rounds, runs int, dir string, uid int) erro
 			}
 		}
 		for i, v := range vs {
-			fmt.Printf("%-9d | %-24s | %9.2f ms | %9.2f ms | %10d\n", n, v.label, median(times[i])*1e3, mean(cpu[i])*1e3, len(times[i]))
+			fmt.Printf("%-9d | %-10s | %9.2f ms | %9.2f ms | %6d\n", n, v.label, median(times[i])*1e3, mean(cpu[i])*1e3, len(times[i]))
 		}
 	}
 	return nil
