@@ -65,7 +65,7 @@ bench: build ## reproduce BENCHMARKS.md (needs root and s6; hyperfine for whole-
 	  rm -rf $(BIN)/before-src; \
 	fi
 	@if command -v hyperfine >/dev/null; then \
-	  $(GO) run ./bench/reconcile -bin $(BIN)/reconcile-profiles $(if $(BENCH_BEFORE),-before $(BIN)/before/reconcile-profiles); \
+	  $(GO) run ./bench/reconcile -strace -bin $(BIN)/reconcile-profiles $(if $(BENCH_BEFORE),-before $(BIN)/before/reconcile-profiles); \
 	else \
 	  echo '*** hyperfine is not installed (apt-get install hyperfine):'; \
 	  echo '*** the whole-process runs of reconcile-profiles were NOT measured.'; \

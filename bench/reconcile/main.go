@@ -43,6 +43,7 @@ func main() {
 	runs := flag.Int("runs", 10, "hyperfine runs per round")
 	dir := flag.String("dir", "/dev/shm", "tmpfs for HERMES_HOME and the scandir")
 	uid := flag.Int("uid", 10000, "as root: run the binary as this UID (and GID) via setpriv")
+	straceOn := flag.Bool("strace", false, "also count system calls per profile (strace -f -c, --log-level error) at the largest count")
 	flag.Parse()
 
 	if _, err := exec.LookPath("hyperfine"); err != nil {
@@ -50,7 +51,7 @@ func main() {
 			"  NO whole-process figures were measured.")
 		os.Exit(2)
 	}
-	if err := run(*bin, *before, *counts, *rounds, *runs, *dir, *uid); err != nil {
+	if err := run(*bin, *before, *counts, *rounds, *runs, *dir, *uid, *straceOn); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/reconcile:", err)
 		os.Exit(1)
 	}
@@ -61,7 +62,7 @@ type variant struct {
 	cmd   []string // with {scandir} to fill in
 }
 
-func run(bin, before, counts string, rounds, runs int, dir string, uid int) error {
+func run(bin, before, counts string, rounds, runs int, dir string, uid int, straceOn bool) error {
 	base, err := os.MkdirTemp(dir, "reconcile-wholeprocess-")
 	if err != nil {
 		return err
@@ -91,6 +92,7 @@ func run(bin, before, counts string, rounds, runs int, dir string, uid int) erro
 		fmt.Printf("as root: every run is `%s <binary>`; exec floor: `%s /bin/true`\n", strings.Join(wrap, " "), strings.Join(wrap, " "))
 	}
 	fmt.Printf("%-9s | %-10s | %12s | %12s | %6s\n", "profiles", "binary", "median", "CPU", "runs")
+	var last lastRun
 	for _, f := range strings.Split(counts, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil {
@@ -148,7 +150,99 @@ func run(bin, before, counts string, rounds, runs int, dir string, uid int) erro
 		for i, v := range vs {
 			fmt.Printf("%-9d | %-10s | %9.2f ms | %9.2f ms | %6d\n", n, v.label, median(times[i])*1e3, mean(cpu[i])*1e3, len(times[i]))
 		}
+		last = lastRun{n: n, prep: prep, variants: vs[:len(vs)-btoi(asRoot)], root: root}
 	}
+	if straceOn {
+		return countSyscalls(last)
+	}
+	return nil
+}
+
+// lastRun is the largest count's setup, for -strace.
+type lastRun struct {
+	n        int
+	prep     string
+	variants []variant // the binaries (no exec floor)
+	root     string
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// countSyscalls runs each binary once under strace -f -c (log level
+// error, so that only the pass's own work is counted) and prints the
+// system calls per profile that happen at least 0.1 times per profile.
+func countSyscalls(l lastRun) error {
+	if _, err := exec.LookPath("strace"); err != nil {
+		return errors.New("-strace: strace is not installed")
+	}
+	counts := make([]map[string]float64, len(l.variants))
+	names := map[string]bool{}
+	for i, v := range l.variants {
+		if out, err := exec.Command("sh", "-c", strings.TrimSuffix(strings.TrimPrefix(l.prep, "sh -c '"), "'")).CombinedOutput(); err != nil {
+			return fmt.Errorf("prepare: %w: %s", err, out)
+		}
+		out := filepath.Join(l.root, "strace.txt")
+		args := append([]string{"-f", "-c", "-o", out}, append(slices.Clone(v.cmd), "--log-level", "error")...)
+		if msg, err := exec.Command("strace", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("strace %s: %w\n%s", v.label, err, msg)
+		}
+		data, err := os.ReadFile(out)
+		if err != nil {
+			return err
+		}
+		counts[i] = map[string]float64{}
+		for _, line := range strings.Split(string(data), "\n") {
+			f := strings.Fields(line)
+			// % time, seconds, usecs/call, calls, [errors,] syscall
+			if len(f) < 5 || f[len(f)-1] == "total" || f[len(f)-1] == "syscall" {
+				continue
+			}
+			calls, err := strconv.Atoi(f[3])
+			if err != nil {
+				continue
+			}
+			per := float64(calls) / float64(l.n)
+			counts[i][f[len(f)-1]] = per
+			if per >= 0.1 {
+				names[f[len(f)-1]] = true
+			}
+		}
+	}
+	fmt.Printf("\nsystem calls per profile, %d profiles (strace -f -c, --log-level error):\n", l.n)
+	fmt.Printf("%-14s", "syscall")
+	for _, v := range l.variants {
+		fmt.Printf(" | %8s", v.label)
+	}
+	fmt.Println()
+	sorted := slices.Sorted(func(yield func(string) bool) {
+		for k := range names {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	slices.SortStableFunc(sorted, func(a, b string) int { return int(1000 * (counts[len(counts)-1][b] - counts[len(counts)-1][a])) })
+	for _, name := range sorted {
+		fmt.Printf("%-14s", name)
+		for i := range l.variants {
+			fmt.Printf(" | %8.2f", counts[i][name])
+		}
+		fmt.Println()
+	}
+	fmt.Printf("%-14s", "all")
+	for i := range l.variants {
+		var t float64
+		for _, c := range counts[i] {
+			t += c
+		}
+		fmt.Printf(" | %8.2f", t)
+	}
+	fmt.Println("\n(futex and nanosleep are the Go runtime's; under strace they grow with the wall time)")
 	return nil
 }
 
