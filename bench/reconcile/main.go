@@ -20,6 +20,8 @@
 // The machine is shared and noisy, so the binaries are measured in
 // alternating rounds (before, after, after, before, ...), each round a few
 // hyperfine runs, and the table gives the median of all runs per binary.
+// -strace then counts each binary's system calls per profile at the
+// largest count (strace -f -c, --log-level error).
 package main
 
 import (
