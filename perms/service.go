@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -21,22 +23,52 @@ const (
 	// `s6-svperms -G <group> -E <group>` does: supervise/ root:G 0710,
 	// control root:G 0620, event/ root:G 03730.
 	PolicyGroup Policy = "group"
+	// PolicySealed: like PolicyGroup for supervise/ (root:G 0710) and
+	// supervise/control (root:G 0620), but event/ stays root's and is never
+	// touched: whoever can write a fifodir can make root's s6-supervise
+	// write into any file (it opens every event/ftrig1:@... entry for
+	// writing, following symlinks). The user polls s6-svstat instead of
+	// s6-svwait.
+	PolicySealed Policy = "sealed"
 )
 
-// Modes of the group policy.
+// grantsGroup reports whether pol keeps root the owner and grants the
+// user's group (group and sealed).
+func (p Policy) grantsGroup() bool { return p == PolicyGroup || p == PolicySealed }
+
+// Modes of the group and sealed policies.
 const (
 	GroupSuperviseMode = 0o710
 	GroupControlMode   = 0o620
 	GroupEventMode     = 0o3730
 )
 
-// ParsePolicy accepts "owner" or "group".
+// Modes s6-supervise gives what it creates (s6 2.11: mkdir 0700,
+// mkfifo 0600, ftrigw_fifodir_make ends with chmod 03730).
+const (
+	S6SuperviseMode = 0o700
+	S6ControlMode   = 0o600
+	S6EventMode     = 0o3730
+)
+
+// s6ModeFor maps a group-policy mode to s6's own mode for the same object.
+func s6ModeFor(groupMode uint32) uint32 {
+	switch groupMode {
+	case GroupSuperviseMode:
+		return S6SuperviseMode
+	case GroupControlMode:
+		return S6ControlMode
+	}
+	return S6EventMode
+}
+
+// ParsePolicy accepts "owner", "group" or "sealed".
 func ParsePolicy(s string) (Policy, error) {
 	switch Policy(s) {
-	case PolicyOwner, PolicyGroup:
+	case PolicyOwner, PolicyGroup, PolicySealed:
 		return Policy(s), nil
 	}
-	return "", fmt.Errorf("unknown policy %q: use owner or group", s)
+	return "", fmt.Errorf("unknown policy %q: use owner, group or sealed", s)
 }
 
 // ServiceResult is what FixService found and did for one scandir entry.
@@ -47,6 +79,9 @@ type ServiceResult struct {
 	// Resolved: the entry is a real directory or a trusted symlink to one
 	// (false when it was refused or is gone).
 	Resolved bool
+	// Excluded: FixOptions.Exclude said to leave it alone.
+	Excluded bool
+	ID       ServiceID
 	// HasSupervise, HasLog, LogHasSupervise tell a watcher which
 	// directories exist (and deserve a watch).
 	HasSupervise    bool
@@ -88,6 +123,27 @@ type FixOptions struct {
 	// before anything below it is read, so that a watcher can add an
 	// inotify watch first and miss nothing created after the listing.
 	Watch func(path string)
+	// Prepare: first make what s6-supervise would make and is missing, as
+	// Scandir.Prepare does, and event/ as well (owner and group policies
+	// only: the policy hands it to the user anyway; never under sealed).
+	// s6-supervise then reuses all of it, so nothing is left to hand over
+	// after it starts and no watch inside the service is needed.
+	Prepare bool
+	// Exclude, if set, is asked about the resolved service (after the
+	// scandir entry was opened, before anything in it is read or made):
+	// true leaves it alone (ServiceResult.Excluded). It sees the
+	// identity, so an excluded service stays excluded under any name.
+	Exclude func(ServiceID) bool
+}
+
+// ServiceID identifies a resolved service directory whatever its scandir
+// entry is called.
+type ServiceID struct {
+	Name   string // the scandir entry
+	Target string // the resolved directory of a root-owned symlink ("" for a real directory)
+	Dev    uint64
+	Ino    uint64
+	UID    int // the directory's owner
 }
 
 // Fix is FixService restricted to opt.Scope, with errors split: mainErr
@@ -105,12 +161,25 @@ func (s *Scandir) Fix(name string, owner Owner, pol Policy, opt FixOptions) (res
 	defer svc.close()
 	res.Target = target
 	res.Resolved = true
+	res.ID = ServiceID{Name: name, Target: target, Dev: uint64(svc.st.Dev), Ino: svc.st.Ino, UID: svc.uid()}
+	if opt.Exclude != nil && opt.Exclude(res.ID) {
+		res.Excluded = true
+		return res, nil, nil
+	}
 	if opt.Watch != nil {
 		opt.Watch(svc.path)
 	}
 	if opt.Scope&ScopeMain != 0 {
 		var errs []error
-		res.Outcomes, res.HasSupervise, errs = fixServiceDir(svc, owner, pol, res.Outcomes, nil, opt.Watch)
+		if opt.Prepare {
+			var o []Outcome
+			o, mainErr = prepareDir(svc, owner, pol, true)
+			res.Outcomes = append(res.Outcomes, o...)
+			if mainErr != nil {
+				errs = append(errs, mainErr)
+			}
+		}
+		res.Outcomes, res.HasSupervise, errs = fixServiceDir(svc, owner, pol, res.Outcomes, errs, opt.Watch)
 		mainErr = errors.Join(errs...)
 	}
 	if opt.Scope&ScopeLog == 0 {
@@ -132,7 +201,14 @@ func (s *Scandir) Fix(name string, owner Owner, pol Policy, opt FixOptions) (res
 			opt.Watch(logn.path)
 		}
 		var errs []error
-		res.Outcomes, res.LogHasSupervise, errs = fixServiceDir(logn, owner, pol, res.Outcomes, nil, opt.Watch)
+		if opt.Prepare {
+			o, err := prepareDir(logn, owner, pol, true)
+			res.Outcomes = append(res.Outcomes, o...)
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+		res.Outcomes, res.LogHasSupervise, errs = fixServiceDir(logn, owner, pol, res.Outcomes, errs, opt.Watch)
 		logErr = errors.Join(errs...)
 	}
 	return res, mainErr, logErr
@@ -169,6 +245,14 @@ func fixChild(dir *node, name string, kind Kind, owner Owner, pol Policy, groupM
 	case err != nil:
 		return out, append(errs, err)
 	}
+	if pol.grantsGroup() && kind == KindDir && groupMode == GroupEventMode &&
+		n.isDir() && n.uid() == 0 && n.perm() == S6SuperviseMode {
+		// s6's ftrigw_fifodir_make does mkdir 0700, then chown, then
+		// chmod 03730: event/ is still being made (the chmod's IN_ATTRIB
+		// comes next). Not touched, not refused.
+		n.close()
+		return append(out, missing(joinPath(dir.path, name))), errs
+	}
 	o, err := fixObject(n, kind, owner, pol, groupMode)
 	n.close()
 	if err != nil {
@@ -178,8 +262,8 @@ func fixChild(dir *node, name string, kind Kind, owner Owner, pol Policy, groupM
 }
 
 func fixObject(n *node, kind Kind, owner Owner, pol Policy, groupMode uint32) (Outcome, error) {
-	if pol == PolicyGroup {
-		return grantGroup(n, kind, owner, groupMode)
+	if pol.grantsGroup() {
+		return grantGroup(n, kind, owner, pol, groupMode, s6ModeFor(groupMode))
 	}
 	return handOver(n, kind, owner, "")
 }
@@ -206,7 +290,9 @@ func fixServiceDir(svc *node, owner Owner, pol Policy, out []Outcome, errs []err
 		out, errs = fixChild(sup, "control", KindFIFO, owner, pol, GroupControlMode, out, errs)
 	}
 	sup.close()
-	out, errs = fixChild(svc, "event", KindDir, owner, pol, GroupEventMode, out, errs)
+	if pol != PolicySealed {
+		out, errs = fixChild(svc, "event", KindDir, owner, pol, GroupEventMode, out, errs)
+	}
 	return out, hasSup, errs
 }
 
@@ -266,6 +352,14 @@ func look(dir *node, dirObj Object, name string) (Object, *node) {
 func (s *Scandir) Inspect(name string) ServiceView {
 	v := ServiceView{Name: name, Path: joinPath(s.n.path, name)}
 	svc, target, err := s.openService(name)
+	if err != nil && errors.Is(err, ErrSymlink) && unix.Geteuid() != 0 {
+		// Not root: this process holds no privilege the link's owner lacks,
+		// so following any scandir symlink, as s6-svc itself does, gains an
+		// attacker nothing. In a -u hermes container s6-rc's longruns are
+		// hermes's symlinks into hermes's live directory, and --check must
+		// see them as the user does.
+		svc, target, err = s.followAsUser(name)
+	}
 	if err != nil {
 		v.Err = err
 		return v
@@ -334,4 +428,25 @@ func (s *Scandir) InspectPath(rel ...string) Object {
 	}
 	cur.close()
 	return obj
+}
+
+// followAsUser opens the scandir entry name following symlinks, with the
+// kernel checking the caller's own rights. Never call it as root: Inspect
+// does so only when the effective UID is not 0.
+func (s *Scandir) followAsUser(name string) (*node, string, error) {
+	p := joinPath(s.n.path, name)
+	fd, err := unix.Openat(s.n.fd, name, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, "", &os.PathError{Op: "open", Path: p, Err: err}
+	}
+	n := &node{fd: fd, path: p}
+	if err := unix.Fstat(fd, &n.st); err != nil {
+		n.close()
+		return nil, "", &os.PathError{Op: "fstat", Path: p, Err: err}
+	}
+	target, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		target = ""
+	}
+	return n, target, nil
 }

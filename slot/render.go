@@ -15,9 +15,17 @@ const Prefix = "gateway-"
 // DirName is the slot directory name of profile name.
 func DirName(name string) string { return Prefix + name }
 
-// TmpName is the dot name under which a new slot is built (s6-svscan
-// ignores dot names): the same name the hermes CLI uses.
-func TmpName(name string) string { return "." + Prefix + name + ".tmp" }
+// TmpPrefix starts the dot name under which a new slot is built (s6-svscan
+// ignores dot names).
+const TmpPrefix = ".gw-"
+
+// TmpName is the name under which a new slot is built: .gw-<name>.tmp, as
+// long as the slot's own name (gateway-<name>) and never longer, so that
+// every name that fits a slot fits its staging directory too (the hermes
+// CLI's .gateway-<name>.tmp is 5 bytes longer and would fail past 242
+// bytes). Being different from the CLI's, it never clashes with a
+// registration the CLI is making.
+func TmpName(name string) string { return TmpPrefix + name + ".tmp" }
 
 // HermesHomeDefault is the home the run script uses and the default of
 // $HERMES_HOME in the logger script, as the contract fixes it.
@@ -43,6 +51,8 @@ type File struct {
 	Path string      // relative to the slot directory, e.g. "log/run"
 	Mode fs.FileMode // permission bits
 	Data []byte
+	// Shared: the same in every slot, whatever the Spec (see Publisher).
+	Shared bool
 }
 
 // Files that Render produces, in the order they are written.
@@ -54,12 +64,15 @@ const (
 	LogRunFile = "log/run"
 )
 
+// TypeData is the content of type.
+const TypeData = "longrun\n"
+
 // Render returns the slot's files (without down, which is Spec.Down).
 func Render(s Spec) []File {
 	return []File{
-		{Path: TypeFile, Mode: 0o644, Data: []byte("longrun\n")},
+		{Path: TypeFile, Mode: 0o644, Data: []byte(TypeData), Shared: true},
 		{Path: RunFile, Mode: 0o755, Data: []byte(RunScript(s))},
-		{Path: FinishFile, Mode: 0o755, Data: []byte(FinishScript)},
+		{Path: FinishFile, Mode: 0o755, Data: []byte(FinishScript), Shared: true},
 		{Path: LogRunFile, Mode: 0o755, Data: []byte(LogRunScript(s))},
 	}
 }

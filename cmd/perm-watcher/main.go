@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hermes-s6/hermes-s6/logging"
 	"github.com/hermes-s6/hermes-s6/permwatch"
 )
 
@@ -32,7 +33,15 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+// logQueue is how many log lines may wait for a slow stderr reader before
+// lines are dropped (and counted) rather than waited for.
+const logQueue = 1024
+
+func run(args []string, stdout, rawStderr io.Writer) int {
+	// Nothing perm-watcher logs is worth delaying a hand-over for: a
+	// stalled log reader costs dropped lines, never a blocked loop.
+	stderr := logging.NewDropWriter(rawStderr, logQueue)
+	defer stderr.Close(time.Second)
 	opts, code, exit := parseArgs(args, os.Geteuid(), stdout, stderr)
 	if exit {
 		return code
@@ -55,6 +64,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 				log.Warn().Err(err).Int("fd", opts.notifyFD).Msg("cannot signal readiness")
 			}
 			f.Close()
+		}
+	}
+	if opts.nice != 0 && !opts.asUser && !cfg.Once {
+		if err := permwatch.SetNice(opts.nice); errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+			// No CAP_SYS_NICE (Docker's default capability set has none):
+			// it works the same, it may only lose a race with s6-supervise
+			// more often on a loaded machine.
+			log.Info().Int("nice", opts.nice).Msg("running at the inherited scheduling priority (no CAP_SYS_NICE; --cap-add SYS_NICE lets perm-watcher prepare new slots ahead of s6-supervise more reliably on a loaded host)")
+		} else if err != nil {
+			log.Warn().Err(err).Int("nice", opts.nice).Msg("cannot set perm-watcher's scheduling priority; keeping it")
 		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
