@@ -9,7 +9,7 @@ FUZZTIME ?= 10s
 # Test timeout covers the e2e suite (image builds plus container restarts).
 TEST_TIMEOUT ?= 25m
 
-.PHONY: help build test unit vet fuzz bench demo demo-clean e2e image clean
+.PHONY: help build test unit vet fuzz bench demo demo-clean e2e image dist clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -52,9 +52,12 @@ demo-clean: ## remove the demo container and its volume
 e2e: ## only the Docker e2e suite (TestMain builds the images)
 	$(GO) test -count=1 -timeout 15m -v ./e2e/
 
+dist: ## adopter's tarball dist/hermes-s6-<version>-<arch>.tar.xz (+ .sha256; GOARCH=arm64 for aarch64), see README
+	VERSION=$(VERSION) scripts/dist.sh -o dist
+
 bench: build ## reproduce BENCHMARKS.md (needs root and s6; run on an idle machine)
 	$(GO) test -run '^$$' -bench BenchmarkPass -benchtime 10x ./reconcile/
 	$(GO) run ./bench/permwatcher -bin $(BIN)/perm-watcher
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
