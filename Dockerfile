@@ -6,7 +6,7 @@
 #   hermetic-test  hermetic + test-only content (fake hermes CLI, a static
 #                  s6-rc longrun); what the e2e suite runs
 #   production     s6-overlay v3 (default 3.2.3.0) from its release tarballs,
-#                  checksums verified, on PRODUCTION_BASE_IMAGE (no other s6)
+#                  checksums verified; its base must have no s6 of its own
 #
 # The Go programs are built outside (CGO_ENABLED=0 go build -o bin/ ./cmd/...)
 # and copied in, so no builder image is needed.
@@ -17,8 +17,6 @@
 # gets them with apt-get).
 
 ARG BASE_IMAGE=debian:bookworm-slim
-# The production target's base: no s6 of its own (see production below).
-ARG PRODUCTION_BASE_IMAGE=debian:trixie-slim
 
 FROM ${BASE_IMAGE} AS common
 ARG HERMES_UID=10000
@@ -66,24 +64,11 @@ COPY testdata/fake-hermes/hermes /usr/local/bin/hermes
 ENV S6_KILL_GRACETIME=100
 
 # --- production: s6-overlay v3 from its release tarballs -----------------
-# Its own base, PRODUCTION_BASE_IMAGE (default: the hermes image's Debian
-# trixie): the image carries one s6, s6-overlay's. A base that brings
-# another one (Debian's s6/execline, as the local hermetic base does) fails
-# the build: `docker exec c s6-svc` would run that older client against
-# s6-overlay's supervisors.
-FROM ${PRODUCTION_BASE_IMAGE} AS production
-# The same user, environment and entrypoint as `common` (which is built on
-# BASE_IMAGE, with Debian's s6 for the hermetic stages).
-ARG HERMES_UID=10000
-ARG HERMES_GID=10000
-RUN set -eu; \
-    groupadd -g "${HERMES_GID}" hermes; \
-    useradd -u "${HERMES_UID}" -g "${HERMES_GID}" -d /opt/data -M -s /bin/sh hermes; \
-    mkdir -p /opt/data; \
-    chown hermes:hermes /opt/data
-ENV HERMES_HOME=/opt/data \
-    S6_KILL_GRACETIME=500
-ENTRYPOINT ["/init"]
+# On `common`, whose BASE_IMAGE must not bring an s6 of its own: the image
+# carries one s6, s6-overlay's. A base with Debian's s6/execline fails the
+# build below (`docker exec c s6-svc` would run that older client against
+# s6-overlay's supervisors).
+FROM common AS production
 # The release and the SHA-256 of each tarball. Defaults: 3.2.3.0, the
 # version the hermes-agent image pins, with the checksums of its release's
 # .sha256 files. Another version needs all four (an empty one fails).
@@ -103,7 +88,7 @@ RUN set -eu; \
     for p in s6-svscan s6-supervise execlineb; do \
       for d in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin /usr/lib/execline/bin; do \
         if [ -e "$d/$p" ]; then \
-          echo "production: the base image brings its own s6 ($d/$p); the image must carry only s6-overlay's: use a base without s6 and execline (build argument PRODUCTION_BASE_IMAGE)" >&2; exit 1; \
+          echo "production: the base image brings its own s6 ($d/$p); the image must carry only s6-overlay's: use a base without s6 and execline (build argument BASE_IMAGE)" >&2; exit 1; \
         fi; \
       done; \
     done; \
