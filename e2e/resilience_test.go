@@ -94,7 +94,7 @@ while [ $i -lt 50 ]; do i=$((i+1)); /command/s6-svwait -t 10000 -u /run/service/
 func TestCrashLoopKeepsControlOwner(t *testing.T) {
 	requireImage(t)
 	t.Parallel()
-	b := shared(t)
+	b := shared(t, asRoot)
 	b.MustSh(t, `s=/run/service; tmp=$s/.crashy.tmp
 rm -rf "$tmp"; mkdir "$tmp"
 printf '#!/bin/sh\nexit 1\n' > "$tmp/run"; chmod 0755 "$tmp/run"
