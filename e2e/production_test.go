@@ -248,76 +248,83 @@ func TestProductionTargetFromLocalTarballs(t *testing.T) {
 		out, err := dockerBuild(ctx, bctx, "production", tag, args).CombinedOutput()
 		return tag, string(out), err
 	}
-	for _, tc := range []struct {
-		name, tag string
-		rel       fakeRelease
-		layout    string
-	}{
-		{"3.2.3.0 reads s6-rc.d/user", "3230", fakeRelease{version: "3.2.3.0", legacyUser: true}, "s6-rc.d"},
-		{"3.2.3.2 reads user-bundles.d", "3232", fakeRelease{version: "3.2.3.2"}, "user-bundles.d"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			tag, out, err := build(t, tc.tag, tc.rel, nil)
-			if err != nil {
-				t.Fatalf("build: %v\n%s", err, tail(out, 4000))
-			}
-			// One container: ENTRYPOINT is /init (the fake one: it prints its
-			// arguments and runs them), the command runs every check.
-			got, err := exec.CommandContext(ctx, "docker", "run", "--rm", tag, "/bin/sh", "-c",
-				"("+productionChecks+") && ("+userBundleChecks[tc.layout]+")").CombinedOutput()
-			if err != nil {
-				t.Errorf("checks in %s: %v\n%s", tag, err, got)
-			}
-			if !strings.Contains(string(got), "fake-s6-overlay-init /bin/sh -c") {
-				t.Errorf("the entrypoint is not /init:\n%s", got)
-			}
-		})
-	}
+	// The builds wait on the Docker engine more than on the CPU: run them
+	// side by side (at most -parallel at once); the group returns when all
+	// are done, before ctx is cancelled.
+	t.Run("build", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, tag string
+			rel       fakeRelease
+			layout    string
+		}{
+			{"3.2.3.0 reads s6-rc.d/user", "3230", fakeRelease{version: "3.2.3.0", legacyUser: true}, "s6-rc.d"},
+			{"3.2.3.2 reads user-bundles.d", "3232", fakeRelease{version: "3.2.3.2"}, "user-bundles.d"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				tag, out, err := build(t, tc.tag, tc.rel, nil)
+				if err != nil {
+					t.Fatalf("build: %v\n%s", err, tail(out, 4000))
+				}
+				// One container: ENTRYPOINT is /init (the fake one: it prints its
+				// arguments and runs them), the command runs every check.
+				got, err := exec.CommandContext(ctx, "docker", "run", "--rm", tag, "/bin/sh", "-c",
+					"("+productionChecks+") && ("+userBundleChecks[tc.layout]+")").CombinedOutput()
+				if err != nil {
+					t.Errorf("checks in %s: %v\n%s", tag, err, got)
+				}
+				if !strings.Contains(string(got), "fake-s6-overlay-init /bin/sh -c") {
+					t.Errorf("the entrypoint is not /init:\n%s", got)
+				}
+			})
+		}
 
-	// Every failing build must fail for the reason given, not any reason.
-	for _, tc := range []struct {
-		name, tag string
-		rel       fakeRelease
-		edit      func(map[string]string)
-		want      string
-	}{
-		{
-			"unknown version fails the build", "unknown",
-			fakeRelease{version: ""},
-			func(a map[string]string) { a["S6_OVERLAY_VERSION"] = "3.2.3.0" },
-			"cannot tell where the installed s6-overlay reads the user bundle",
-		},
-		{
-			"wrong checksum fails the build", "badsum",
-			fakeRelease{version: "3.2.3.0", legacyUser: true},
-			func(a map[string]string) { a["S6_OVERLAY_X86_64_SHA256"] = strings.Repeat("0", 64) },
-			"s6-overlay-x86_64.tar.xz: FAILED",
-		},
-		{
-			"missing checksum fails the build", "nosum",
-			fakeRelease{version: "3.2.3.0", legacyUser: true},
-			// Empty, not absent: absent would take the default (3.2.3.0's
-			// real checksum), which the fake does not match either.
-			func(a map[string]string) { a["S6_OVERLAY_SYMLINKS_NOARCH_SHA256"] = "" },
-			"no SHA-256 given for s6-overlay-symlinks-noarch.tar.xz",
-		},
-		{
-			"a base with Debian's s6 fails the build", "s6base",
-			fakeRelease{version: "3.2.3.0", legacyUser: true},
-			func(a map[string]string) { a["BASE_IMAGE"] = hermeticBaseImage },
-			"the base image brings its own s6",
-		},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, out, err := build(t, tc.tag, tc.rel, tc.edit)
-			if err == nil {
-				t.Fatalf("build succeeded:\n%s", tail(out, 4000))
-			}
-			if !strings.Contains(out, tc.want) {
-				t.Errorf("build failed, but without %q:\n%s", tc.want, tail(out, 4000))
-			}
-		})
-	}
+		// Every failing build must fail for the reason given, not any reason.
+		for _, tc := range []struct {
+			name, tag string
+			rel       fakeRelease
+			edit      func(map[string]string)
+			want      string
+		}{
+			{
+				"unknown version fails the build", "unknown",
+				fakeRelease{version: ""},
+				func(a map[string]string) { a["S6_OVERLAY_VERSION"] = "3.2.3.0" },
+				"cannot tell where the installed s6-overlay reads the user bundle",
+			},
+			{
+				"wrong checksum fails the build", "badsum",
+				fakeRelease{version: "3.2.3.0", legacyUser: true},
+				func(a map[string]string) { a["S6_OVERLAY_X86_64_SHA256"] = strings.Repeat("0", 64) },
+				"s6-overlay-x86_64.tar.xz: FAILED",
+			},
+			{
+				"missing checksum fails the build", "nosum",
+				fakeRelease{version: "3.2.3.0", legacyUser: true},
+				// Empty, not absent: absent would take the default (3.2.3.0's
+				// real checksum), which the fake does not match either.
+				func(a map[string]string) { a["S6_OVERLAY_SYMLINKS_NOARCH_SHA256"] = "" },
+				"no SHA-256 given for s6-overlay-symlinks-noarch.tar.xz",
+			},
+			{
+				"a base with Debian's s6 fails the build", "s6base",
+				fakeRelease{version: "3.2.3.0", legacyUser: true},
+				func(a map[string]string) { a["BASE_IMAGE"] = hermeticBaseImage },
+				"the base image brings its own s6",
+			},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				t.Parallel()
+				_, out, err := build(t, tc.tag, tc.rel, tc.edit)
+				if err == nil {
+					t.Fatalf("build succeeded:\n%s", tail(out, 4000))
+				}
+				if !strings.Contains(out, tc.want) {
+					t.Errorf("build failed, but without %q:\n%s", tc.want, tail(out, 4000))
+				}
+			})
+		}
+	})
 
 	// The defaults are the hermes image's pin and the SHA-256 published with
 	// that release (S6-OVERLAY-FACTS.md), so `docker build .` works wherever
