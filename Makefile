@@ -59,7 +59,7 @@ demo-clean: ## remove the demo container and its volume
 	scripts/demo.sh --clean
 
 e2e: ## only the Docker e2e suite (TestMain builds the images)
-	$(GO) test -count=1 -timeout 15m -v ./e2e/
+	$(GO) test -count=1 -timeout 20m -v ./e2e/
 
 dist: ## adopter's tarball dist/hermes-s6-<version>-<arch>.tar.xz (+ .sha256; GOARCH=arm64 for aarch64), see README
 	VERSION=$(VERSION) scripts/dist.sh -o dist

@@ -218,8 +218,14 @@ func (b *box) restart(t testing.TB) {
 	if err := b.Stop(ctx, &timeout); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("docker stop took %v: s6-svscan should stop within S6_KILL_GRACETIME", d)
+	// A stop that did not finish by itself within docker's 10 s timeout
+	// ends in docker's SIGKILL: exit 137. How long a stop takes is measured
+	// by scripts/boot-times.sh, not here: on a loaded 2-core machine it
+	// varies by 5 to 10 times.
+	if st, err := b.State(ctx); err != nil {
+		t.Fatalf("state after stop: %v", err)
+	} else if st.ExitCode != 0 {
+		t.Errorf("exit code %d after docker stop (in %v), want 0: the container did not stop by itself", st.ExitCode, time.Since(start))
 	}
 	stopped := time.Now()
 	if err := b.Start(ctx); err != nil {

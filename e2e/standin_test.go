@@ -66,8 +66,9 @@ func TestStandInReapsZombies(t *testing.T) {
 	})
 }
 
-// TestStandInStopIsFast: docker stop ends the container in well under the
-// engine's 10 s timeout (S6_KILL_GRACETIME is 100 ms in the test image).
+// TestStandInStopIsFast: docker stop ends the container by itself (exit 0),
+// under the engine's 10 s timeout (S6_KILL_GRACETIME is 100 ms in the test
+// image).
 func TestStandInStopIsFast(t *testing.T) {
 	requireImage(t)
 	t.Parallel()
@@ -77,7 +78,9 @@ func TestStandInStopIsFast(t *testing.T) {
 	if err := b.Stop(context.Background(), &timeout); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > 3*time.Second {
+	// Under docker's 10 s stop timeout, with room for a loaded machine
+	// (scripts/boot-times.sh measures it: about 1 s on an idle one).
+	if d := time.Since(start); d > 8*time.Second {
 		t.Errorf("docker stop took %v", d)
 	}
 	st, err := b.State(context.Background())
