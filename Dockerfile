@@ -6,7 +6,8 @@
 #                  HERMETIC_S6_OVERLAY_VERSION (test use only, see e2e/README.md)
 #   hermetic-test  hermetic + test-only content (fake hermes CLI, a static
 #                  s6-rc longrun); what the e2e suite runs
-#   production     s6-overlay v3 from its release tarballs, checksums verified
+#   production     s6-overlay v3 (default 3.2.3.0) from its release tarballs,
+#                  checksums verified; its base must have no s6 of its own
 #
 # The Go programs are built outside (make build: CGO_ENABLED=0 go build -o
 # bin/ ...) and copied in, so no builder image is needed.
@@ -90,15 +91,20 @@ ENV S6_KILL_GRACETIME=100
 VOLUME ["/opt/data"]
 
 # --- production: s6-overlay v3 from its release tarballs -----------------
+# On `common`, whose BASE_IMAGE must not bring an s6 of its own: the image
+# carries one s6, s6-overlay's. A base with Debian's s6/execline fails the
+# build below (`docker exec c s6-svc` would run that older client against
+# s6-overlay's supervisors).
 FROM common AS production
-# The release and the SHA-256 of each tarball (from the release's .sha256
-# files). The checksums have no defaults: a build without them fails.
-ARG S6_OVERLAY_VERSION=3.2.1.0
+# The release and the SHA-256 of each tarball. Defaults: 3.2.3.0, the
+# version the hermes-agent image pins, with the checksums of its release's
+# .sha256 files. Another version needs all four (an empty one fails).
+ARG S6_OVERLAY_VERSION=3.2.3.0
 ARG S6_OVERLAY_URL=https://github.com/just-containers/s6-overlay/releases/download
-ARG S6_OVERLAY_NOARCH_SHA256=
-ARG S6_OVERLAY_SYMLINKS_NOARCH_SHA256=
-ARG S6_OVERLAY_X86_64_SHA256=
-ARG S6_OVERLAY_AARCH64_SHA256=
+ARG S6_OVERLAY_NOARCH_SHA256=b720f9d9340efc8bb07528b9743813c836e4b02f8693d90241f047998b4c53cf
+ARG S6_OVERLAY_SYMLINKS_NOARCH_SHA256=a60dc5235de3ecbcf874b9c1f18d73263ab99b289b9329aa950e8729c4789f0e
+ARG S6_OVERLAY_X86_64_SHA256=a93f02882c6ed46b21e7adb5c0add86154f01236c93cd82c7d682722e8840563
+ARG S6_OVERLAY_AARCH64_SHA256=0952056ff913482163cc30e35b2e944b507ba1025d78f5becbb89367bf344581
 # The classic builder does not set TARGETARCH: default to amd64.
 ARG TARGETARCH=amd64
 # Air-gapped builds: put the tarballs into s6-overlay-dist/ of the build
@@ -106,6 +112,13 @@ ARG TARGETARCH=amd64
 # way its checksum is verified before anything is unpacked.
 COPY s6-overlay-dist/ /tmp/s6-overlay-dist/
 RUN set -eu; \
+    for p in s6-svscan s6-supervise execlineb; do \
+      for d in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin /usr/lib/execline/bin; do \
+        if [ -e "$d/$p" ]; then \
+          echo "production: the base image brings its own s6 ($d/$p); the image must carry only s6-overlay's: use a base without s6 and execline (build argument BASE_IMAGE)" >&2; exit 1; \
+        fi; \
+      done; \
+    done; \
     case "${TARGETARCH}" in \
       amd64) arch=x86_64; archsum="${S6_OVERLAY_X86_64_SHA256}" ;; \
       arm64) arch=aarch64; archsum="${S6_OVERLAY_AARCH64_SHA256}" ;; \
@@ -137,5 +150,9 @@ RUN set -eu; \
     for pair in "$@"; do tar -C / -Jxpf "${dist}/s6-overlay-${pair%% *}.tar.xz"; done; \
     rm -rf "${dist}" /var/lib/apt/lists/*
 COPY rootfs/ /
+# Bundle membership goes where the s6-overlay just unpacked reads it
+# (s6-rc.d/user/contents.d up to 3.2.3.0, user-bundles.d from 3.2.3.1); the
+# script fails the build if it cannot tell which.
+RUN ["/usr/lib/hermes-s6/install-user-bundle", "perm-watcher", "reconcile-profiles"]
 COPY bin/reconcile-profiles bin/perm-watcher /usr/local/bin/
 VOLUME ["/opt/data"]

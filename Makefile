@@ -11,7 +11,7 @@ FUZZTIME ?= 10s
 # Test timeout covers the e2e suite (image builds plus container restarts).
 TEST_TIMEOUT ?= 25m
 
-.PHONY: help build test unit vet fuzz bench demo demo-clean e2e image clean
+.PHONY: help build test unit vet fuzz bench demo demo-clean e2e image dist clean
 
 help: ## list targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -61,6 +61,9 @@ demo-clean: ## remove the demo container and its volume
 e2e: ## only the Docker e2e suite (TestMain builds the images)
 	$(GO) test -count=1 -timeout 20m -v ./e2e/
 
+dist: ## adopter's tarball dist/hermes-s6-<version>-<arch>.tar.xz (+ .sha256; GOARCH=arm64 for aarch64), see README
+	VERSION=$(VERSION) scripts/dist.sh -o dist
+
 # BENCH_BEFORE=<git revision>: also measure that revision's reconcile-profiles
 # beside the current one, on the same inputs (built into $(BIN)/before/).
 BENCH_BEFORE ?=
@@ -82,4 +85,4 @@ bench: build ## reproduce BENCHMARKS.md (needs root and s6; hyperfine for whole-
 	$(GO) run ./bench/permwatcher -bin $(BIN)/perm-watcher
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist

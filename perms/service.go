@@ -313,8 +313,9 @@ func (o Object) FileMode() fs.FileMode { return FileMode(o.Mode) }
 
 // Describe renders "prw------- (0600) 0:0, 1 link(s)".
 func (o Object) Describe() string {
-	st := unix.Stat_t{Mode: o.Mode, Uid: uint32(o.UID), Gid: uint32(o.GID), Nlink: o.Nlink}
-	return describeStat(&st)
+	// Not through unix.Stat_t: its Nlink is uint64 on amd64 but uint32 on
+	// arm64, and the arm64 build (make dist GOARCH=arm64) must compile.
+	return fmt.Sprintf("%s %d:%d, %d link(s)", modeString(o.Mode), o.UID, o.GID, o.Nlink)
 }
 
 // ServiceView is what Inspect saw of one service.
