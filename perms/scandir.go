@@ -192,7 +192,7 @@ type Scandir struct {
 // component is not followed if it is a symlink). Any owner is accepted for
 // the scandir itself; HandOverScandir is stricter.
 //
-// Every ancestor of the scandir must be a directory owned by root that
+// As root, every ancestor of the scandir must be a directory owned by root that
 // neither group nor others can write, sticky or not (ErrUntrustedAncestor):
 // whoever can write an ancestor can swap the scandir's parent for a symlink
 // to another tree between two system calls, and root would then hand over
@@ -212,7 +212,16 @@ func OpenScandir(path string) (*Scandir, error) {
 	if base == "" || base == "." || base == ".." || clean == "/" {
 		return nil, refuse("open", path, ErrBadName, "", "name the scandir by a path such as /run/service")
 	}
-	p, err := openTrustedDir(filepath.Clean(parent), clean)
+	open := openTrustedDir
+	if unix.Geteuid() != 0 {
+		// Not root (perm-watcher --check as the user, or anything in a -u
+		// hermes container, where s6-overlay's preinit made /run the
+		// user's): this process cannot do more than the user can, so a
+		// swapped ancestor could only show it the user's own files. The
+		// ancestor rule guards root's actions.
+		open = func(path, _ string) (*node, error) { return openPathDir(path) }
+	}
+	p, err := open(filepath.Clean(parent), clean)
 	if err != nil {
 		return nil, err
 	}
