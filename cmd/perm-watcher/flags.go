@@ -52,12 +52,18 @@ followed are root-owned scandir entries pointing into root-only trees
 a ./run as root: that is the hermes image's design, not something
 perm-watcher adds or removes.
 
+Run as the user itself (a container started with -u hermes, Kubernetes
+runAsUser): s6-svscan and every s6-supervise run as that user, so their
+files are the user's already. perm-watcher then says so once, signals
+readiness and waits for SIGTERM at zero CPU. Any other non-root UID is
+refused (exit 100).
+
 Flags:
 `
 
 const helpTail = `
 Exit codes: 0 ok (or stopped by SIGTERM); 1 --check found a service the user
-cannot fully use; 100 wrong usage (bad flag, unknown user, not root);
+cannot fully use; 100 wrong usage (bad flag, unknown user, neither root nor the user);
 111 system failure.
 
 First aid when 's6-svc' says "Permission denied": perm-watcher --check
@@ -91,6 +97,10 @@ type options struct {
 	cfg      permwatch.Config // Log is set; Ready is not
 	check    bool
 	notifyFD int // -1: none
+	// asUser: not root (and not --check): run permwatch.RunAsUser, which
+	// idles when euid is the user's and refuses any other UID.
+	asUser bool
+	euid   int
 }
 
 // parseArgs parses and validates args for a process whose effective UID is
@@ -179,9 +189,10 @@ func parseArgs(args []string, euid int, stdout, stderr io.Writer) (opts options,
 	if err := opts.cfg.Validate(); err != nil {
 		return fail("%v", err)
 	}
-	if !*check && euid != 0 {
-		return fail("must run as root (it changes the owner of root's s6 files; euid is %d); only --check works as another user", euid)
-	}
+	// Not root and not --check: the container may have been started as the
+	// user itself; permwatch.RunAsUser decides (it needs the user database).
+	opts.asUser = !*check && euid != 0
+	opts.euid = euid
 	if !*check && opts.notifyFD >= 0 {
 		if _, err := unix.FcntlInt(uintptr(opts.notifyFD), unix.F_GETFD, 0); err != nil {
 			return fail("--notify-fd %d: not an open file descriptor (s6-rc opens the one named in the service's notification-fd file)", opts.notifyFD)

@@ -63,14 +63,30 @@ func TestParseArgs(t *testing.T) {
 		{name: "check and once", euid: root, args: []string{"--check", "--once"}, code: 100, exit: true, stderr: []string{"--check", "--once"}},
 		{name: "negative notify-fd", euid: root, args: []string{"--notify-fd", "-3"}, code: 100, exit: true, stderr: []string{"--notify-fd -3"}},
 		{name: "closed notify-fd", euid: root, args: []string{"--notify-fd", "987"}, code: 100, exit: true, stderr: []string{"--notify-fd 987", "not an open file descriptor"}},
-		{name: "non-root without check", euid: user, code: 100, exit: true, stderr: []string{"must run as root", "euid is 10000", "only --check"}},
-		{name: "non-root once", euid: user, args: []string{"--once"}, code: 100, exit: true, stderr: []string{"must run as root"}},
+		// Not root: the container may run as the user itself; RunAsUser
+		// decides against the user database (TestRunAsUser).
+		{name: "non-root without check", euid: user, validate: func(t *testing.T, o options) {
+			if !o.asUser || o.euid != user {
+				t.Errorf("asUser %v euid %d, want true %d", o.asUser, o.euid, user)
+			}
+		}},
+		{name: "non-root once", euid: user, args: []string{"--once"}, validate: func(t *testing.T, o options) {
+			if !o.asUser || !o.cfg.Once {
+				t.Errorf("asUser %v once %v", o.asUser, o.cfg.Once)
+			}
+		}},
+		{name: "root is not as-user", euid: root, validate: func(t *testing.T, o options) {
+			if o.asUser {
+				t.Error("asUser set for root")
+			}
+		}},
 		{name: "version", euid: user, args: []string{"--version"}, code: 0, exit: true, stdout: []string{"perm-watcher dev"}},
 		{name: "help", euid: user, args: []string{"--help"}, code: 0, exit: true, stdout: []string{
 			"owner  (default)", "group ", "s6-svperms", // both policies
 			"Threat model", "without following symlinks", "root-owned", // the threat model
 			"Exit codes: 0 ok", "1 --check", "100 wrong usage", "111 system failure", // exit codes
 			"--resync", "5m0s", "zero CPU", "--notify-fd", "max_user_watches", // flags and their why
+			"-u hermes", // running as the user
 		}},
 		{name: "-h", euid: root, args: []string{"-h"}, code: 0, exit: true, stdout: []string{"Threat model"}},
 	}

@@ -60,7 +60,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	start := time.Now()
-	if err := permwatch.Run(ctx, cfg); err != nil {
+	runFn := permwatch.Run
+	if opts.asUser {
+		runFn = func(ctx context.Context, cfg permwatch.Config) error { return permwatch.RunAsUser(ctx, cfg, opts.euid) }
+	}
+	if err := runFn(ctx, cfg); err != nil {
 		log.Error().Err(err).Dur("duration_ms", time.Since(start)).Msg("perm-watcher failed")
 		return report(stderr, err)
 	}

@@ -36,7 +36,10 @@ Boot-time oneshot (run by s6-rc as root): registers one s6 gateway slot
 converging existing slots in place, then asks s6-svscan to rescan and appends
 one line per slot to HERMES_HOME/logs/container-boot.log (default last).
 As root it only hands the scandir (directory, .s6-svscan/control and lock)
-to --user, then drops to that user for everything else.
+to --user, then drops to that user for everything else. In a container
+started as the user itself (docker run -u hermes) it runs as that user,
+skips the hand-over and does the same pass; any other non-root UID is
+refused (exit 100) unless --dry-run.
 
 Environment: HERMES_HOME, S6_PROFILE_GATEWAY_SCANDIR, LOG_LEVEL (defaults of
 the flags below); GATEWAY_MULTIPLEX_PROFILES, HERMES_GATEWAY_NO_SUPERVISE.
@@ -48,9 +51,11 @@ const usageTail = `
 Exit codes:
   0    the pass completed (profiles with problems are skipped and logged);
        also a dashboard container, where nothing is done
-  100  wrong usage
+  100  wrong usage, or neither root nor --user itself
   111  a system call failed: the scandir cannot be prepared or listed,
-       the user cannot be resolved, or privileges cannot be dropped
+       the user cannot be resolved, or privileges cannot be dropped.
+       A failed scandir hand-over still runs the pass and writes the
+       boot log first (the slots exist; the user may not rescan).
 `
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -371,5 +372,80 @@ func TestIntegrationDashboard(t *testing.T) {
 	}
 	if after := testenv.DumpTree(e.base); after != before {
 		t.Fatalf("dashboard run changed the tree:\n%s", logs)
+	}
+}
+
+// TestIntegrationHandOverFailsPassRuns: a scandir hand-over that fails (here
+// .s6-svscan/control is a symlink, which perms refuses to follow) must not
+// stop the boot before the boot log is written: operators and the
+// container's CMD wait for its profile=default line. The pass runs as the
+// user, the failure is logged with what it means, and the exit is 111.
+func TestIntegrationHandOverFailsPassRuns(t *testing.T) {
+	e := newEnv(t, "tini")
+	ctl := filepath.Join(e.scandir, ".s6-svscan", "control")
+	if err := os.Symlink("/etc/passwd", ctl); err != nil {
+		t.Fatal(err)
+	}
+	logs, code := e.reconcile(t)
+	if code != 111 {
+		t.Fatalf("exit %d, want 111:\n%s", code, logs)
+	}
+	if !strings.Contains(logs, `"reason":"hand-over-failed"`) || !strings.Contains(logs, "Permission denied") {
+		t.Errorf("the failure and its consequence are not logged:\n%s", logs)
+	}
+	boot, err := os.ReadFile(filepath.Join(e.home, "logs", "container-boot.log"))
+	if err != nil || !strings.Contains(string(boot), " profile=default ") {
+		t.Fatalf("no boot log after a failed hand-over: %v\n%s\n%s", err, boot, logs)
+	}
+	for _, p := range []string{"gateway-default/run", "gateway-alpha/run"} {
+		if o := owner(t, filepath.Join(e.scandir, p)); o != e.uid {
+			t.Errorf("%s owned by %d, want the user's %d (written after the drop)", p, o, e.uid)
+		}
+	}
+	if o := owner(t, "/etc/passwd"); o != 0 {
+		t.Fatalf("/etc/passwd owned by %d", o)
+	}
+}
+
+// TestIntegrationAsUser: in a container started with -u hermes, s6-overlay
+// runs everything as hermes, reconcile-profiles included. It skips the
+// hand-over (the scandir is hermes's already) and does its pass; any other
+// non-root UID is refused with exit 100.
+func TestIntegrationAsUser(t *testing.T) {
+	e := newEnv(t, "s6-svscan")
+	if err := os.Chown(e.scandir, e.uid, e.gid); err != nil {
+		t.Fatal(err)
+	}
+	run := func(uid, gid int) (string, int) {
+		args := []string{"--hermes-home", e.home, "--scandir", e.scandir, "--command-dir", e.cmdDir,
+			"--gateway-home", e.home, "--proc", e.proc, "--s6-basedir", e.basedir}
+		cmd := testenv.AsUser(exec.Command(e.bin, args...), uid, gid)
+		cmd.Env = e.environ()
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return string(out), ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	logs, code := run(e.uid+1, e.gid+1)
+	if code != 100 || !strings.Contains(logs, "must run as root") || !strings.Contains(logs, "-u hermes") {
+		t.Fatalf("as uid %d: exit %d, want 100 and why:\n%s", e.uid+1, code, logs)
+	}
+	logs, code = run(e.uid, e.gid)
+	if code != 0 {
+		t.Fatalf("as the user: exit %d:\n%s", code, logs)
+	}
+	if !strings.Contains(logs, `"reason":"running-as-user"`) {
+		t.Errorf("no running-as-user line:\n%s", logs)
+	}
+	boot, err := os.ReadFile(filepath.Join(e.home, "logs", "container-boot.log"))
+	if err != nil || !strings.Contains(string(boot), " profile=default ") {
+		t.Fatalf("no boot log: %v\n%s", err, boot)
+	}
+	if o := owner(t, filepath.Join(e.scandir, "gateway-alpha", "run")); o != e.uid {
+		t.Errorf("gateway-alpha/run owned by %d", o)
 	}
 }
