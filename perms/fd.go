@@ -18,6 +18,20 @@
 // target resolves through root-owned directories that others cannot write
 // (s6-rc's /run/service/<name> -> /run/s6-rc:s6-rc-init:XXXX/servicedirs/<name>).
 //
+// Objects are also created here (Scandir.Prepare): supervise/ and
+// supervise/control are made before s6-supervise starts, with mkdirat/
+// mknodat relative to the verified parent's descriptor, then opened
+// O_PATH|O_NOFOLLOW, fstat'ed, and given their owner and mode through that
+// descriptor only if they are still what was just made (root's, right type,
+// one link, empty). s6-supervise reuses them and never re-chowns.
+//
+// Policies: owner (the user owns supervise/, control and event/), group
+// (root keeps them; the user's group gets supervise/ 0710, control 0620,
+// event/ 03730, as s6-svperms -G -E does) and sealed (as group, but event/
+// stays root's: a writable fifodir is a root write for its writer). Under
+// group and sealed a root object is only changed if its mode is the one s6
+// gives that name, so swapping two of them by name changes neither.
+//
 // FIFOs are only ever opened with O_PATH: opening one for reading or writing
 // would block or steal s6-supervise's commands.
 package perms
@@ -76,6 +90,12 @@ var (
 	// ErrUntrustedPath: a root-owned symlink's target resolves through a
 	// directory that is not root-owned or that others can write.
 	ErrUntrustedPath = errors.New("resolves through a directory that is not root-owned or that others can write")
+	// ErrNotS6Made: a root-owned object whose mode is not the one s6 gives
+	// it under that name (for example supervise/ and event/ swapped).
+	ErrNotS6Made = errors.New("does not look like what s6 created under this name")
+	// ErrNotCreated: what Prepare just created is not what it finds (a
+	// race with the user, who can write the service directory).
+	ErrNotCreated = errors.New("is not the object just created here")
 	// ErrBadName: a name that is not a single path component.
 	ErrBadName = errors.New("is not a single path component")
 )

@@ -2,6 +2,7 @@ package perms
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ const (
 	fixWrongType      = "s6 creates this object itself; remove it and restart the service's s6-supervise (s6-svc -x, s6-svscanctl -a)"
 	fixHardLinked     = "a hard link may be someone else's file; remove this name and restart the service's s6-supervise"
 	fixNotRootOwned   = "only objects created by root's s6-supervise/s6-svscan are handed over; remove it and restart the supervisor"
+	fixNotS6Made      = "only objects whose mode is the one s6-supervise gives them are changed (a renamed or swapped object is not); remove it and restart the service's s6-supervise"
 )
 
 // HandOverScandir makes the scandir directory itself (not recursively), and its
@@ -139,17 +141,27 @@ func handOver(n *node, kind Kind, owner Owner, fix string) (Outcome, error) {
 }
 
 // grantGroup keeps root the owner of n and makes it group owner.GID with
-// mode (group policy). An object the user already owns is left alone (it is
-// usable as is); any other non-root owner is refused.
-func grantGroup(n *node, kind Kind, owner Owner, mode uint32) (Outcome, error) {
+// mode (group and sealed policies). Under the group policy an object the
+// user already owns is left alone (it is usable as is); any other non-root
+// owner is refused.
+//
+// A root-owned object is only changed if it looks like what s6 created
+// under that name: its mode is s6's (s6Mode) or already the policy's. The
+// user owns the service directory, so it can swap two root objects by
+// name (rename(2) with RENAME_EXCHANGE of supervise and event); the modes
+// tell them apart (0700 supervise/, 0600 control, 03730 event/).
+func grantGroup(n *node, kind Kind, owner Owner, pol Policy, mode, s6Mode uint32) (Outcome, error) {
 	if err := checkKind(n, kind); err != nil {
 		return Outcome{}, err
 	}
-	if satisfied(&n.st, owner, PolicyGroup, mode) {
+	if satisfied(&n.st, owner, pol, mode) {
 		return outcome(n, ActionUnchanged), nil
 	}
 	if n.uid() != 0 {
 		return Outcome{}, refuse("check", n.path, ErrNotRootOwned, n.describe(), fixNotRootOwned)
+	}
+	if p := n.perm(); p != mode && p != s6Mode {
+		return Outcome{}, refuse("check", n.path, ErrNotS6Made, n.describe()+fmt.Sprintf(", want mode %04o (as s6 makes it) or %04o", s6Mode, mode), fixNotS6Made)
 	}
 	action := ""
 	if n.gid() != owner.GID {
@@ -227,9 +239,14 @@ func (s *Scandir) Names() ([]string, error) { return listDir(s.n) }
 // Under the group policy an object the user owns is usable as is.
 func satisfied(st *unix.Stat_t, owner Owner, pol Policy, groupMode uint32) bool {
 	uid, gid := int(st.Uid), int(st.Gid)
-	if pol == PolicyGroup {
+	switch pol {
+	case PolicyGroup:
 		return (owner.UID != 0 && uid == owner.UID) ||
 			(uid == 0 && gid == owner.GID && st.Mode&0o7777 == groupMode)
+	case PolicySealed:
+		// Nothing the user owns is acceptable: a user-writable supervise/
+		// is a root write for the user.
+		return uid == 0 && gid == owner.GID && st.Mode&0o7777 == groupMode
 	}
 	return uid == owner.UID && !(gid == 0 && owner.GID != 0 && owner.UID != 0)
 }

@@ -21,22 +21,52 @@ const (
 	// `s6-svperms -G <group> -E <group>` does: supervise/ root:G 0710,
 	// control root:G 0620, event/ root:G 03730.
 	PolicyGroup Policy = "group"
+	// PolicySealed: like PolicyGroup for supervise/ (root:G 0710) and
+	// supervise/control (root:G 0620), but event/ stays root's and is never
+	// touched: whoever can write a fifodir can make root's s6-supervise
+	// write into any file (it opens every event/ftrig1:@... entry for
+	// writing, following symlinks). The user polls s6-svstat instead of
+	// s6-svwait.
+	PolicySealed Policy = "sealed"
 )
 
-// Modes of the group policy.
+// grantsGroup reports whether pol keeps root the owner and grants the
+// user's group (group and sealed).
+func (p Policy) grantsGroup() bool { return p == PolicyGroup || p == PolicySealed }
+
+// Modes of the group and sealed policies.
 const (
 	GroupSuperviseMode = 0o710
 	GroupControlMode   = 0o620
 	GroupEventMode     = 0o3730
 )
 
-// ParsePolicy accepts "owner" or "group".
+// Modes s6-supervise gives what it creates (s6 2.11: mkdir 0700,
+// mkfifo 0600, ftrigw_fifodir_make ends with chmod 03730).
+const (
+	S6SuperviseMode = 0o700
+	S6ControlMode   = 0o600
+	S6EventMode     = 0o3730
+)
+
+// s6ModeFor maps a group-policy mode to s6's own mode for the same object.
+func s6ModeFor(groupMode uint32) uint32 {
+	switch groupMode {
+	case GroupSuperviseMode:
+		return S6SuperviseMode
+	case GroupControlMode:
+		return S6ControlMode
+	}
+	return S6EventMode
+}
+
+// ParsePolicy accepts "owner", "group" or "sealed".
 func ParsePolicy(s string) (Policy, error) {
 	switch Policy(s) {
-	case PolicyOwner, PolicyGroup:
+	case PolicyOwner, PolicyGroup, PolicySealed:
 		return Policy(s), nil
 	}
-	return "", fmt.Errorf("unknown policy %q: use owner or group", s)
+	return "", fmt.Errorf("unknown policy %q: use owner, group or sealed", s)
 }
 
 // ServiceResult is what FixService found and did for one scandir entry.
@@ -169,6 +199,14 @@ func fixChild(dir *node, name string, kind Kind, owner Owner, pol Policy, groupM
 	case err != nil:
 		return out, append(errs, err)
 	}
+	if pol.grantsGroup() && kind == KindDir && groupMode == GroupEventMode &&
+		n.isDir() && n.uid() == 0 && n.perm() == S6SuperviseMode {
+		// s6's ftrigw_fifodir_make does mkdir 0700, then chown, then
+		// chmod 03730: event/ is still being made (the chmod's IN_ATTRIB
+		// comes next). Not touched, not refused.
+		n.close()
+		return append(out, missing(joinPath(dir.path, name))), errs
+	}
 	o, err := fixObject(n, kind, owner, pol, groupMode)
 	n.close()
 	if err != nil {
@@ -178,8 +216,8 @@ func fixChild(dir *node, name string, kind Kind, owner Owner, pol Policy, groupM
 }
 
 func fixObject(n *node, kind Kind, owner Owner, pol Policy, groupMode uint32) (Outcome, error) {
-	if pol == PolicyGroup {
-		return grantGroup(n, kind, owner, groupMode)
+	if pol.grantsGroup() {
+		return grantGroup(n, kind, owner, pol, groupMode, s6ModeFor(groupMode))
 	}
 	return handOver(n, kind, owner, "")
 }
@@ -206,7 +244,9 @@ func fixServiceDir(svc *node, owner Owner, pol Policy, out []Outcome, errs []err
 		out, errs = fixChild(sup, "control", KindFIFO, owner, pol, GroupControlMode, out, errs)
 	}
 	sup.close()
-	out, errs = fixChild(svc, "event", KindDir, owner, pol, GroupEventMode, out, errs)
+	if pol != PolicySealed {
+		out, errs = fixChild(svc, "event", KindDir, owner, pol, GroupEventMode, out, errs)
+	}
 	return out, hasSup, errs
 }
 

@@ -89,10 +89,12 @@ func wanted(what string, pol perms.Policy, w who) string {
 	own := fmt.Sprintf("%d:%d (%s and its group)", w.uid, w.gid, w.name)
 	grp := fmt.Sprintf("0:%d (root, gid %d = %s's group)", w.gid, w.gid, w.name)
 	switch {
-	case what == "supervise/" && pol == perms.PolicyGroup:
-		return "policy group wants " + grp + " 0710"
-	case what == "control" && pol == perms.PolicyGroup:
-		return "policy group wants " + grp + " 0620"
+	case what == "supervise/" && pol != perms.PolicyOwner:
+		return "policy " + string(pol) + " wants " + grp + " 0710"
+	case what == "control" && pol != perms.PolicyOwner:
+		return "policy " + string(pol) + " wants " + grp + " 0620"
+	case what == "event/" && pol == perms.PolicySealed:
+		return "policy sealed leaves it root's (a writable event/ lets its writer make root's s6-supervise write into any file): use s6-svstat instead of s6-svwait"
 	case what == "event/" && pol == perms.PolicyGroup:
 		return "policy group wants " + grp + " 03730"
 	case what == "supervise/":
@@ -194,7 +196,12 @@ func evaluate(scandir perms.Object, v perms.ServiceView, w who, pol perms.Policy
 	status := []need{{scandir, 1, "scandir"}, dirX, supX, {v.Status, 4, "status"}, {v.Lock, 4, "lock"}}
 	c.Status = check(status, "read the status (s6-svstat)")
 	c.Control = check([]need{{scandir, 1, "scandir"}, dirX, supX, {v.Control, 2, "control"}}, "control it (s6-svc)")
-	c.Wait = check(append([]need{{v.Event, 3, "event/"}}, status...), "wait on its events (s6-svwait)")
+	if pol == perms.PolicySealed {
+		// event/ stays root's by design: the user polls s6-svstat.
+		c.Wait = true
+	} else {
+		c.Wait = check(append([]need{{v.Event, 3, "event/"}}, status...), "wait on its events (s6-svwait)")
+	}
 	if v.Control.Exists && v.Control.Mode&syscall.S_IFMT != syscall.S_IFIFO {
 		add(fmt.Sprintf("%s is %s, not a FIFO: remove it and restart the service's s6-supervise", v.Control.Path, v.Control.Describe()))
 		c.Control = false

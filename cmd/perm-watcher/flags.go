@@ -42,6 +42,9 @@ Policies (--policy):
   group  the model of 's6-svperms -G <group> -E <group>': root stays owner;
          supervise/ root:<gid> 0710, control root:<gid> 0620,
          event/ root:<gid> 03730.
+  sealed as group for supervise/ and control, but event/ stays root's and
+         is never touched (a writable event/ lets the user make root's
+         s6-supervise write into any file): no s6-svwait, poll s6-svstat.
 
 Threat model: the user can write the scandir and its own slots, so every
 object is opened without following symlinks, relative to its parent's file
@@ -112,7 +115,7 @@ func parseArgs(args []string, euid int, stdout, stderr io.Writer) (opts options,
 	var (
 		scandir   = fs.String("scandir", permwatch.DefaultScandir, "the s6 scandir to look after")
 		user      = fs.String("user", permwatch.DefaultUser, "the unprivileged user (resolved by name at run time)")
-		policy    = fs.String("policy", string(perms.PolicyOwner), "owner or group (see above)")
+		policy    = fs.String("policy", string(perms.PolicyOwner), "owner, group or sealed (see above)")
 		excludes  stringList
 		noDefault = fs.Bool("no-default-excludes", false, "do not exclude "+strings.Join(permwatch.DefaultExcludes, ", ")+" by default")
 		once      = fs.Bool("once", false, "one full pass, then exit (as root)")
