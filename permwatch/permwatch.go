@@ -52,7 +52,11 @@ const ServiceName = "perm-watcher"
 
 // DefaultExcludes are the scandir entries never touched: s6-rc's and
 // s6-linux-init's own services and perm-watcher itself.
-var DefaultExcludes = []string{"s6rc-*", "s6-linux-*", ServiceName}
+var DefaultExcludes = []string{"s6rc-*", "s6-linux-*", ServiceName, FollowerServiceName}
+
+// FollowerServiceName is the s6-rc longrun of reconcile-profiles --follow
+// (sealed mode's slot publisher): like perm-watcher, root's alone.
+const FollowerServiceName = "profile-follower"
 
 // Defaults.
 const (
