@@ -502,7 +502,10 @@ func (r *root) readers(ctx context.Context) {
 			r.log.Error().Err(err).Dur("retry_in", backoff).Msg("cannot start the reader; slots are kept as they are")
 		} else {
 			boot = false
+			// Cancellation kills the reader, which ends the read below.
+			stopKill := context.AfterFunc(ctx, st.Kill)
 			err = r.consume(ctx, st, &last)
+			stopKill()
 			st.Kill()
 			werr := st.Wait()
 			if ctx.Err() != nil {
