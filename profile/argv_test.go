@@ -8,7 +8,9 @@ import (
 	"testing"
 )
 
-func TestStripArgv(t *testing.T) {
+// Rule: everything up to the main-wrapper.sh token, then a leading
+// entrypoint-dispatch.sh and a leading hermes, is stripped.
+func TestRule_ContainerArgvStripped(t *testing.T) {
 	tests := []struct {
 		name      string
 		argv      []string
@@ -68,7 +70,9 @@ func writeProc(t *testing.T, proc string, pid string, argv ...string) {
 	}
 }
 
-func TestContainerArgv(t *testing.T) {
+// Rule: the container's argv is the first /proc/<pid>/cmdline (PID 1 first)
+// that contains a main-wrapper.sh token.
+func TestRule_ContainerArgvFirstWrapperProcess(t *testing.T) {
 	t.Run("PID 1 first", func(t *testing.T) {
 		proc := t.TempDir()
 		writeProc(t, proc, "2", "main-wrapper.sh", "dashboard")

@@ -16,26 +16,25 @@ const ProfilesDir = "profiles"
 // SoulFile marks a directory as a profile.
 const SoulFile = "SOUL.md"
 
-// Reasons a candidate is skipped (boot log reason= values: no spaces).
+// Reasons a profile gets no slot (boot log reason= values: no spaces).
 const (
 	SkipInvalidName = "invalid-name"
-	SkipReserved    = "reserved-name"
-	SkipUnreadable  = "unreadable"
+	SkipTooLong     = "name-too-long" // valid, but gateway-<name> passes 255 bytes
+	SkipReserved    = "reserved-name" // profiles/default: warned, no boot-log line
+	SkipUnreadable  = "unreadable"    // cannot tell whether it holds SOUL.md
 )
 
-// Candidate is a directory under HERMES_HOME/profiles/.
+// Candidate is an entry of HERMES_HOME/profiles/ that may be a profile.
 type Candidate struct {
-	Name string // the directory entry's name, exactly as read (may be anything if invalid)
+	Name string // the entry's name, exactly as read (may be anything)
 	Dir  string // HERMES_HOME/profiles/<name>
-	// Skip is set when the candidate must not get a slot: SkipInvalidName
-	// or SkipReserved. Valid candidates still need IsProfile.
-	Skip string
 }
 
-// Candidates lists the directories (or symlinks to directories, see the
-// package comment) under home/profiles, sorted by name. A missing profiles
-// directory means no candidates; an unreadable one is an error (the default
-// profile is still reconciled by the caller). Plain files are ignored.
+// Candidates lists the entries of home/profiles that may be profiles,
+// sorted by name: everything but those the directory itself says are not
+// directories or symlinks (regular files, FIFOs...), which could not hold
+// SOUL.md. A missing profiles directory means none; an unreadable one is an
+// error (the default profile is still reconciled by the caller).
 func Candidates(home string) ([]Candidate, error) {
 	pdir := filepath.Join(home, ProfilesDir)
 	f, err := os.Open(pdir)
@@ -52,43 +51,28 @@ func Candidates(home string) ([]Candidate, error) {
 	}
 	out := make([]Candidate, 0, len(ents))
 	for _, e := range ents {
-		name := e.Name()
-		dir := filepath.Join(pdir, name)
-		// os.File.ReadDir already lstat()s entries whose d_type is unknown.
-		switch t := e.Type(); {
-		case t.IsDir():
-		case t&fs.ModeSymlink != 0:
-			var st unix.Stat_t // follow it (see the package comment)
-			if unix.Stat(dir, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
-				continue
-			}
-		default:
+		// os.File.ReadDir lstat()s entries whose d_type is unknown.
+		if t := e.Type(); !t.IsDir() && t&fs.ModeSymlink == 0 {
 			continue
 		}
-		c := Candidate{Name: name, Dir: dir}
-		switch {
-		case name == DefaultName:
-			c.Skip = SkipReserved
-		case !ValidName(name):
-			c.Skip = SkipInvalidName
-		}
-		out = append(out, c)
+		out = append(out, Candidate{Name: e.Name(), Dir: filepath.Join(pdir, e.Name())})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
-// IsProfile reports whether dir holds SOUL.md (any kind of entry: it is not
-// opened). A directory that cannot be searched is an error: the caller
-// cannot tell, and logs it rather than silently ignoring it.
+// IsProfile reports whether dir/SOUL.md exists as hermes sees it: looked up
+// following symlinks (a dangling or looping link does not count; neither
+// does a dir that is not a directory). A directory that cannot be searched
+// is an error: the caller cannot tell, and logs it rather than guessing.
 func IsProfile(dir string) (bool, error) {
 	var st unix.Stat_t
-	err := unix.Lstat(filepath.Join(dir, SoulFile), &st)
+	err := unix.Stat(filepath.Join(dir, SoulFile), &st)
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP):
 		return false, nil
 	}
-	return false, &os.PathError{Op: "lstat", Path: filepath.Join(dir, SoulFile), Err: err}
+	return false, &os.PathError{Op: "stat", Path: filepath.Join(dir, SoulFile), Err: err}
 }

@@ -3,14 +3,15 @@
 // wants, the legacy container command, and the stale runtime files a dead
 // PID namespace leaves behind.
 //
-// Symlinks (decided once, for the whole package): reconcile reads
-// HERMES_HOME only after dropping to the unprivileged user, so following a
-// link that user made gives nobody anything new. Directories are therefore
-// followed (a profile directory may be a symlink to another volume, as the
-// hermes CLI allows). Files that reconcile reads or writes inside a profile
-// (gateway_state.json, state/gateway.lifecycle.json) are never followed:
-// hermes writes them itself through a rename, so a symlink there is not
-// something hermes made, and it is treated as "no file".
+// Symlinks (decided once, for the whole package): HERMES_HOME is read only
+// by the unprivileged user (reconcile drops to it first), so following a
+// link that user made gives nobody anything new, and the package sees what
+// any hermes process sees: profile directories, SOUL.md,
+// gateway_state.json, state/gateway.lifecycle.json and config.yaml are
+// followed (a dangling link is "missing"). Writing is another matter: the
+// legacy migration never writes through a symlink (a link there, even a
+// dangling one, is an existing state file), and stale runtime files are
+// unlinked, which removes a link, never its target.
 package profile
 
 import "strings"
@@ -19,9 +20,13 @@ import "strings"
 // is reserved: a directory profiles/default/ is ignored.
 const DefaultName = "default"
 
-// MaxNameLen is the longest valid profile name in bytes: "gateway-" plus
-// the name must fit a 255-byte file name with room for s6's needs.
+// MaxNameLen is the longest valid profile name in bytes: hermes's own limit.
 const MaxNameLen = 251
+
+// MaxSlotNameLen is the longest profile name that can have a slot:
+// "gateway-<name>" must fit a 255-byte file name (NAME_MAX). A valid name
+// of MaxSlotNameLen+1 to MaxNameLen bytes is skipped (SkipTooLong).
+const MaxSlotNameLen = 255 - len("gateway-")
 
 // ValidName reports whether name matches ^[a-z0-9][a-z0-9_-]*$ in full
 // (no trailing newline accepted) and is at most MaxNameLen bytes long.
@@ -42,11 +47,14 @@ func ValidName(name string) bool {
 	return true
 }
 
-// Truthy reports whether an environment value means "yes": 1, true or yes
-// in any case, surrounding blanks ignored.
+// Truthy is hermes's truthiness of a string, the one place that decides
+// it here: stripped of surrounding blanks and lower-cased, one of 1, true,
+// yes, on. It decides the environment variables the contract reads
+// (GATEWAY_MULTIPLEX_PROFILES, HERMES_GATEWAY_NO_SUPERVISE) and a string
+// gateway.multiplex_profiles in config.yaml.
 func Truthy(v string) bool {
 	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "1", "true", "yes":
+	case "1", "true", "yes", "on":
 		return true
 	}
 	return false

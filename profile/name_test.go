@@ -39,10 +39,12 @@ func TestValidName(t *testing.T) {
 	}
 }
 
-func TestTruthy(t *testing.T) {
+// Rule: truthiness is hermes's, decided in one place (Truthy).
+func TestRule_TruthinessIsHermes(t *testing.T) {
 	for v, want := range map[string]bool{
 		"1": true, "true": true, "TRUE": true, "Yes": true, " yes ": true,
-		"": false, "0": false, "false": false, "no": false, "on": false, "y": false, "2": false,
+		"on": true, "ON": true, "\ton\n": true,
+		"": false, "0": false, "false": false, "no": false, "off": false, "y": false, "2": false, "o n": false,
 	} {
 		if got := Truthy(v); got != want {
 			t.Errorf("Truthy(%q) = %v, want %v", v, got, want)

@@ -26,14 +26,19 @@ const Running = "running"
 
 // Reasons a state file yields no state (also used in logs).
 const (
-	NoStateMissing   = "missing"
-	NoStateSymlink   = "symlink"
+	NoStateMissing   = "missing" // no file, or a dangling symlink
 	NoStateNotFile   = "not-a-regular-file"
 	NoStateTooLarge  = "too-large"
-	NoStateUnread    = "unreadable"
+	NoStateUnread    = "unreadable" // includes a symlink loop
 	NoStateMalformed = "malformed"
 	NoStateNotObject = "not-an-object"
 	NoStateNoKey     = "no-state-key"
+)
+
+// State keys of gateway_state.json.
+const (
+	KeyDesired = "desired_state"
+	KeyGateway = "gateway_state"
 )
 
 // State is what a profile's gateway_state.json says.
@@ -41,6 +46,8 @@ type State struct {
 	// Raw is the state string that decided, as written (desired_state if
 	// present and not null, else gateway_state); empty when there is none.
 	Raw string
+	// Key is the key Raw came from (KeyDesired or KeyGateway).
+	Key string
 	// Reason says why there is no state (one of the NoState* values); empty
 	// when Raw is set.
 	Reason string
@@ -49,24 +56,26 @@ type State struct {
 // Present reports whether the file gave a state.
 func (s State) Present() bool { return s.Raw != "" }
 
-// Desired is the desired state: Raw with the transient states draining and
-// degraded counted as running, or "" when there is no state.
-func (s State) Desired() string {
-	switch s.Raw {
-	case "draining", "degraded":
-		return Running
+// Running reports whether the slot must autostart, as hermes decides: a
+// desired_state autostarts iff it is exactly "running" (draining included
+// means down); a gateway_state autostarts if it is "running" or one of
+// the transient "draining" and "degraded".
+func (s State) Running() bool {
+	if s.Key == KeyDesired {
+		return s.Raw == Running
 	}
-	return s.Raw
+	switch s.Raw {
+	case Running, "draining", "degraded":
+		return true
+	}
+	return false
 }
-
-// Running reports whether the slot must autostart: the desired state is
-// exactly "running".
-func (s State) Running() bool { return s.Desired() == Running }
 
 // ParseState interprets the bytes of a state file. A UTF-8 BOM is
 // tolerated. The file must be a JSON object; desired_state decides if it is
 // present and not null, else gateway_state. A deciding value that is not a
-// string makes the file malformed. Keys are matched exactly (not with
+// string (or is empty) makes the file malformed: no state, down, which is
+// also what hermes decides for it. Keys are matched exactly (not with
 // encoding/json's case-insensitive struct matching).
 func ParseState(data []byte) State {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
@@ -81,7 +90,7 @@ func ParseState(data []byte) State {
 	if obj == nil { // the JSON literal null
 		return State{Reason: NoStateNotObject}
 	}
-	for _, key := range []string{"desired_state", "gateway_state"} {
+	for _, key := range []string{KeyDesired, KeyGateway} {
 		raw, ok := obj[key]
 		if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
 			continue
@@ -93,14 +102,15 @@ func ParseState(data []byte) State {
 		if s == "" {
 			return State{Reason: NoStateMalformed}
 		}
-		return State{Raw: s}
+		return State{Raw: s, Key: key}
 	}
 	return State{Reason: NoStateNoKey}
 }
 
-// ReadState reads dir/gateway_state.json. Missing, unreadable, a symlink,
-// not a regular file (a directory, a FIFO), larger than MaxStateSize,
-// malformed or not an object: no state, with the reason.
+// ReadState reads dir/gateway_state.json, following symlinks as any hermes
+// process does. Missing (a dangling symlink included), unreadable, not a
+// regular file (a directory, a FIFO), larger than MaxStateSize, malformed
+// or not an object: no state, with the reason.
 func ReadState(dir string) State {
 	data, reason := readSmallFile(filepath.Join(dir, StateFile))
 	if reason != "" {
@@ -109,17 +119,15 @@ func ReadState(dir string) State {
 	return ParseState(data)
 }
 
-// readSmallFile reads a regular file without following a symlink in its
-// last component and without blocking on a FIFO, capped at MaxStateSize.
-// It returns the bytes, or one of the NoState* reasons.
+// readSmallFile reads a regular file, following symlinks (see the package
+// comment) but never blocking on a FIFO or a device, capped at
+// MaxStateSize. It returns the bytes, or one of the NoState* reasons.
 func readSmallFile(path string) ([]byte, string) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
 		switch {
 		case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
 			return nil, NoStateMissing
-		case errors.Is(err, unix.ELOOP):
-			return nil, NoStateSymlink
 		case errors.Is(err, unix.ENXIO), errors.Is(err, unix.EISDIR):
 			return nil, NoStateNotFile
 		}

@@ -21,7 +21,9 @@ func TestParseState(t *testing.T) {
 		{"desired running wins", `{"desired_state":"running","gateway_state":"stopped"}`, "running", "", true},
 		{"desired null falls back", `{"desired_state":null,"gateway_state":"running"}`, "running", "", true},
 		{"draining counts as running", `{"gateway_state":"draining"}`, "draining", "", true},
-		{"degraded counts as running", `{"desired_state":"degraded"}`, "degraded", "", true},
+		{"degraded gateway_state counts as running", `{"gateway_state":"degraded"}`, "degraded", "", true},
+		{"desired degraded is down", `{"desired_state":"degraded"}`, "degraded", "", false},
+		{"desired draining is down", `{"desired_state":"draining","gateway_state":"running"}`, "draining", "", false},
 		{"stopped", `{"gateway_state":"stopped"}`, "stopped", "", false},
 		{"case matters", `{"gateway_state":"Running"}`, "Running", "", false},
 		{"key case matters", `{"Gateway_State":"running"}`, "", NoStateNoKey, false},
@@ -78,8 +80,9 @@ func TestReadState(t *testing.T) {
 			write(d, `{"gateway_state":"running"}`)
 			os.Rename(filepath.Join(d, StateFile), filepath.Join(d, "real.json"))
 			os.Symlink("real.json", filepath.Join(d, StateFile))
-		}, "", NoStateSymlink, false},
-		{"dangling symlink", func(t *testing.T, d string) { os.Symlink("nowhere", filepath.Join(d, StateFile)) }, "", NoStateSymlink, false},
+		}, "running", "", true},
+		{"dangling symlink", func(t *testing.T, d string) { os.Symlink("nowhere", filepath.Join(d, StateFile)) }, "", NoStateMissing, false},
+		{"symlink loop", func(t *testing.T, d string) { os.Symlink(StateFile, filepath.Join(d, StateFile)) }, "", NoStateUnread, false},
 		{"fifo does not block", func(t *testing.T, d string) { syscall.Mkfifo(filepath.Join(d, StateFile), 0o644) }, "", NoStateNotFile, false},
 		{"huge", func(t *testing.T, d string) {
 			write(d, `{"gateway_state":"running","pad":"`+strings.Repeat("x", MaxStateSize)+`"}`)
@@ -135,8 +138,8 @@ func TestPriorExit(t *testing.T) {
 
 // FuzzParseState checks invariants on any input: no panic; a state is
 // either present (with no reason) or absent (with a reason); a BOM never
-// changes the answer; running iff the decided state is running, draining
-// or degraded.
+// changes the answer; running iff the decided state is running, or, from
+// gateway_state, draining or degraded.
 func FuzzParseState(f *testing.F) {
 	for _, s := range []string{
 		`{"gateway_state":"running"}`, `{"desired_state":"stopped","gateway_state":"running"}`,
@@ -153,7 +156,7 @@ func FuzzParseState(f *testing.F) {
 		if st.Present() && !utf8.ValidString(st.Raw) {
 			t.Fatalf("state %q is not valid UTF-8", st.Raw)
 		}
-		wantRunning := st.Raw == "running" || st.Raw == "draining" || st.Raw == "degraded"
+		wantRunning := st.Raw == "running" || st.Key == KeyGateway && (st.Raw == "draining" || st.Raw == "degraded")
 		if st.Running() != wantRunning {
 			t.Fatalf("state %+v: Running() = %v", st, st.Running())
 		}

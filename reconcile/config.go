@@ -21,13 +21,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/hermes-s6/hermes-s6/perms"
+	"github.com/hermes-s6/hermes-s6/profile"
 	"github.com/hermes-s6/hermes-s6/slot"
 )
 
-// Environment variables read by the pass.
+// Environment variables read by the pass (profile.Decide reads them).
 const (
-	EnvMultiplex   = "GATEWAY_MULTIPLEX_PROFILES"
-	EnvNoSupervise = "HERMES_GATEWAY_NO_SUPERVISE"
+	EnvMultiplex   = profile.EnvMultiplex
+	EnvNoSupervise = profile.EnvNoSupervise
 )
 
 // Defaults of the Config paths.

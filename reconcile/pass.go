@@ -62,27 +62,33 @@ func Pass(ctx context.Context, cfg Config, argv []string) (Summary, error) {
 	// File modes below must not depend on an inherited umask.
 	unix.Umask(0o022)
 	now := cfg.Now()
-	multiplex := profile.Truthy(cfg.Getenv(EnvMultiplex))
 
 	pub, pubErr := slot.NewPublisher(cfg.Scandir, cfg.DryRun)
 	if pubErr != nil {
 		log.Error().Str("path", cfg.Scandir).Err(pubErr).Msg("scandir cannot be listed: no slot can be published")
 	}
 
-	cands, err := profile.Candidates(cfg.HermesHome)
-	if err != nil {
-		log.Error().Str("path", cfg.HermesHome+"/"+profile.ProfilesDir).Err(err).
+	// Every decision first (reading only), then the writing.
+	dec := profile.Decide(profile.Options{Home: cfg.HermesHome, Getenv: cfg.Getenv, Argv: argv, Workers: cfg.Workers})
+	if dec.Dashboard {
+		log.Info().Str("action", "skipped").Str("reason", "dashboard").Strs("argv", argv).
+			Msg("dashboard container: no gateway to reconcile")
+		return sum, nil
+	}
+	if dec.ListErr != nil {
+		log.Error().Str("path", cfg.HermesHome+"/"+profile.ProfilesDir).Err(dec.ListErr).
 			Msg("profiles directory unreadable: only the default profile is reconciled")
 	}
+	logMultiplex(log, dec.Multiplex)
 
-	// Named profiles, in parallel: they are independent, and in multiplex
-	// mode always down. Each worker writes only its own index.
-	named := make([]namedOutcome, len(cands))
+	// Named profiles, in parallel: they are independent. Each worker
+	// writes only its own index.
+	named := make([]namedOutcome, len(dec.Named))
 	workers := cfg.Workers
 	if workers == 0 {
 		workers = 2 * runtime.GOMAXPROCS(0)
 	}
-	workers = max(1, min(workers, len(cands)))
+	workers = max(1, min(workers, len(dec.Named)))
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
@@ -91,23 +97,21 @@ func Pass(ctx context.Context, cfg Config, argv []string) (Summary, error) {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= len(cands) {
+				if i >= len(dec.Named) {
 					return
 				}
-				named[i] = reconcileNamed(ctx, &cfg, log, pub, pubErr, cands[i], multiplex, now)
+				named[i] = reconcileNamed(ctx, &cfg, log, pub, pubErr, dec.Named[i], now)
 			}
 		}()
 	}
 	wg.Wait()
 
-	anyRunning := false
 	for _, n := range named {
 		if n.include {
 			sum.Slots = append(sum.Slots, n.SlotOutcome)
 		}
-		anyRunning = anyRunning || n.running
 	}
-	def := reconcileDefault(ctx, &cfg, log, pub, pubErr, argv, multiplex, anyRunning, now)
+	def := reconcileDefault(ctx, &cfg, log, pub, pubErr, argv, dec, now)
 	sum.Slots = append(sum.Slots, def)
 
 	// Rescan: once, after every slot is published.
@@ -156,61 +160,50 @@ func Pass(ctx context.Context, cfg Config, argv []string) (Summary, error) {
 type namedOutcome struct {
 	SlotOutcome
 	include bool // gets a boot-log line
-	running bool // a valid profile whose state is running (for multiplex)
 }
 
 func reconcileNamed(ctx context.Context, cfg *Config, log zerolog.Logger, pub *slot.Publisher, pubErr error,
-	c profile.Candidate, multiplex bool, now time.Time) namedOutcome {
-	var o namedOutcome
-	o.Entry = bootlog.Entry{Time: now, Profile: c.Name, PriorExit: profile.ExitUnknown}
-	ev := func(e *zerolog.Event) *zerolog.Event { return e.Str("profile", c.Name).Str("path", c.Dir) }
-	switch c.Skip {
+	d profile.Decision, now time.Time) namedOutcome {
+	o := namedOutcome{include: true}
+	o.Entry = bootlog.Entry{Time: now, Profile: d.Name, PriorState: d.State.Raw, PriorExit: profile.ExitUnknown}
+	ev := func(e *zerolog.Event) *zerolog.Event { return e.Str("profile", d.Name).Str("path", d.Dir) }
+	if d.Skip != "" {
+		o.Entry.Action, o.Entry.Reason = bootlog.Skipped, d.Skip
+	}
+	switch d.Skip {
+	case "":
 	case profile.SkipReserved:
-		ev(log.Warn()).Str("action", "skipped").Str("reason", c.Skip).
+		ev(log.Warn()).Str("action", "skipped").Str("reason", d.Skip).
 			Msg("profiles/default is ignored: the name is reserved for the root profile (HERMES_HOME itself)")
-		return o
+		return namedOutcome{}
 	case profile.SkipInvalidName:
-		o.include = true
-		o.Entry.Action, o.Entry.Reason = bootlog.Skipped, c.Skip
-		ev(log.Warn()).Str("action", "skipped").Str("reason", c.Skip).
+		ev(log.Warn()).Str("action", "skipped").Str("reason", d.Skip).
 			Msgf("invalid profile name: must match ^[a-z0-9][a-z0-9_-]*$ and be at most %d bytes", profile.MaxNameLen)
 		return o
-	}
-	isProfile, err := profile.IsProfile(c.Dir)
-	if err != nil {
-		o.include = true
-		o.Entry.Action, o.Entry.Reason = bootlog.Skipped, profile.SkipUnreadable
-		ev(log.Error()).Str("action", "skipped").Str("reason", profile.SkipUnreadable).Err(err).
-			Msg("profile directory unreadable")
+	case profile.SkipTooLong:
+		ev(log.Warn()).Str("action", "skipped").Str("reason", d.Skip).Int("bytes", len(d.Name)).
+			Msgf("profile name too long for a slot: gateway-<name> must fit 255 bytes, so at most %d bytes; rename the profile", profile.MaxSlotNameLen)
+		return o
+	default: // profile.SkipUnreadable
+		ev(log.Error()).Str("action", "skipped").Str("reason", d.Skip).Err(d.Err).Msg("profile directory unreadable")
 		return o
 	}
-	if !isProfile {
-		ev(log.Debug()).Str("action", "ignored").Str("reason", "no-"+profile.SoulFile).Msg("not a profile")
-		return o
-	}
-	o.include = true
-	st := profile.ReadState(c.Dir)
-	o.running = st.Running()
-	o.Entry.PriorState = st.Raw
-	o.Entry.PriorExit = profile.PriorExit(c.Dir)
+	o.Entry.PriorExit = profile.PriorExit(d.Dir)
 	if !cfg.DryRun {
-		removeStale(log, c.Name, c.Dir)
+		removeStale(log, d.Name, d.Dir)
 	}
-	down := multiplex || !st.Running()
-	publish(ctx, cfg, log, pub, pubErr, &o.SlotOutcome, slot.Spec{Name: c.Name, User: cfg.User, CommandDir: cfg.CommandDir, Home: cfg.GatewayHome, Down: down}, st)
+	spec := slot.Spec{Name: d.Name, User: cfg.User, CommandDir: cfg.CommandDir, Home: cfg.GatewayHome, Down: !d.Autostart}
+	publish(ctx, cfg, log, pub, pubErr, &o.SlotOutcome, spec, d.State)
 	return o
 }
 
 func reconcileDefault(ctx context.Context, cfg *Config, log zerolog.Logger, pub *slot.Publisher, pubErr error,
-	argv []string, multiplex, anyNamedRunning bool, now time.Time) SlotOutcome {
+	argv []string, dec profile.Decisions, now time.Time) SlotOutcome {
 	home := cfg.HermesHome
-	o := SlotOutcome{Entry: bootlog.Entry{Time: now, Profile: profile.DefaultName}}
-	st := profile.ReadState(home)
-	o.Entry.PriorState = st.Raw
-	running := st.Running()
-	if st.Reason == profile.NoStateMissing && profile.StateMissing(home) &&
-		!profile.Truthy(cfg.Getenv(EnvNoSupervise)) && profile.IsLegacyGateway(argv) {
-		o.Migrated, running = true, true
+	d := dec.Default
+	o := SlotOutcome{Entry: bootlog.Entry{Time: now, Profile: profile.DefaultName, PriorState: d.State.Raw}}
+	if dec.Migrate {
+		o.Migrated = true
 		ev := log.Info().Str("profile", profile.DefaultName).Str("path", home+"/"+profile.StateFile).
 			Str("action", "migrated").Str("reason", "legacy-container-cmd").Strs("argv", argv)
 		if cfg.DryRun {
@@ -222,8 +215,7 @@ func reconcileDefault(ctx context.Context, cfg *Config, log zerolog.Logger, pub 
 			ev.Msg("legacy migration: the container command is a supervised gateway run, state written as running")
 		}
 	}
-	if multiplex && anyNamedRunning && !running {
-		running = true
+	if dec.Folded {
 		log.Info().Str("profile", profile.DefaultName).Str("reason", "multiplex").
 			Msg("a named profile wants its gateway running: folded into the default gateway")
 	}
@@ -231,8 +223,23 @@ func reconcileDefault(ctx context.Context, cfg *Config, log zerolog.Logger, pub 
 	if !cfg.DryRun {
 		removeStale(log, profile.DefaultName, home)
 	}
-	publish(ctx, cfg, log, pub, pubErr, &o, slot.Spec{Name: profile.DefaultName, User: cfg.User, CommandDir: cfg.CommandDir, Home: cfg.GatewayHome, Down: !running}, st)
+	spec := slot.Spec{Name: profile.DefaultName, User: cfg.User, CommandDir: cfg.CommandDir, Home: cfg.GatewayHome, Down: !d.Autostart}
+	publish(ctx, cfg, log, pub, pubErr, &o, spec, d.State)
 	return o
+}
+
+// logMultiplex says how multiplexing was decided: a warning when
+// config.yaml could not be used, once.
+func logMultiplex(log zerolog.Logger, m profile.Multiplex) {
+	if m.Warning != nil {
+		log.Warn().Str("source", m.Source).Bool("multiplex", false).Err(m.Warning).Msg("gateway config not usable: multiplexing off")
+		return
+	}
+	ev := log.Debug()
+	if m.On {
+		ev = log.Info()
+	}
+	ev.Str("source", m.Source).Bool("multiplex", m.On).Msg("gateway multiplexing decided")
 }
 
 func publish(ctx context.Context, cfg *Config, log zerolog.Logger, pub *slot.Publisher, pubErr error,

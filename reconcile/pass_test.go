@@ -165,18 +165,18 @@ func TestPassProfiles(t *testing.T) {
 		"profile=malformed prior_state=none action=registered prior_exit=unknown",
 		"profile=nostate prior_state=none action=registered prior_exit=unknown",
 		"profile=stale prior_state=running action=started prior_exit=unclean",
-		"profile=symlinked prior_state=none action=registered prior_exit=unknown",
+		"profile=symlinked prior_state=running action=started prior_exit=unknown",
 		"profile=default prior_state=stopped action=registered prior_exit=clean",
 	}
 	if got := f.bootLines(t); !reflect.DeepEqual(got, want) {
 		t.Fatalf("boot log:\n%s\nwant:\n%s\nlogs:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"), f.logs)
 	}
-	for _, name := range []string{"alpha", "bom", "delta", "gamma", "stale"} {
+	for _, name := range []string{"alpha", "bom", "delta", "gamma", "stale", "symlinked"} {
 		if f.down(t, name) {
 			t.Errorf("%s is down", name)
 		}
 	}
-	for _, name := range []string{"array", "beta", "dirstate", "empty", "eps", "huge", "malformed", "nostate", "symlinked", "default"} {
+	for _, name := range []string{"array", "beta", "dirstate", "empty", "eps", "huge", "malformed", "nostate", "default"} {
 		if !f.down(t, name) {
 			t.Errorf("%s is not down", name)
 		}

@@ -53,7 +53,7 @@ func NewPublisher(scandir string, dryRun bool) (*Publisher, error) {
 	}
 	p := &Publisher{Scandir: scandir, DryRun: dryRun, entries: make(map[string]fs.FileMode, len(ents))}
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), Prefix) || strings.HasPrefix(e.Name(), "."+Prefix) {
+		if strings.HasPrefix(e.Name(), Prefix) || strings.HasPrefix(e.Name(), TmpPrefix) {
 			p.entries[e.Name()] = e.Type()
 		}
 	}

@@ -192,7 +192,7 @@ func TestConvergeChangedFiles(t *testing.T) {
 
 func TestPublishStaleTmpAndNotDir(t *testing.T) {
 	scandir := t.TempDir()
-	tmp := filepath.Join(scandir, ".gateway-work.tmp")
+	tmp := filepath.Join(scandir, ".gw-work.tmp")
 	os.MkdirAll(filepath.Join(tmp, "junk", "deeper"), 0o755)
 	os.WriteFile(filepath.Join(tmp, "run"), []byte("half"), 0o644)
 	if r := publish(t, scandir, Spec{Name: "work", User: "hermes"}); !r.Created {
@@ -232,7 +232,7 @@ func TestPublishRace(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(scandir, "gateway-work", "supervise")); err != nil {
 		t.Fatal("supervise/ lost")
 	}
-	if _, err := os.Lstat(filepath.Join(scandir, ".gateway-work.tmp")); !os.IsNotExist(err) {
+	if _, err := os.Lstat(filepath.Join(scandir, TmpName("work"))); !os.IsNotExist(err) {
 		t.Fatal("tmp left")
 	}
 }

@@ -15,9 +15,17 @@ const Prefix = "gateway-"
 // DirName is the slot directory name of profile name.
 func DirName(name string) string { return Prefix + name }
 
-// TmpName is the dot name under which a new slot is built (s6-svscan
-// ignores dot names): the same name the hermes CLI uses.
-func TmpName(name string) string { return "." + Prefix + name + ".tmp" }
+// TmpPrefix starts the dot name under which a new slot is built (s6-svscan
+// ignores dot names).
+const TmpPrefix = ".gw-"
+
+// TmpName is the name under which a new slot is built: .gw-<name>.tmp, as
+// long as the slot's own name (gateway-<name>) and never longer, so that
+// every name that fits a slot fits its staging directory too (the hermes
+// CLI's .gateway-<name>.tmp is 5 bytes longer and would fail past 242
+// bytes). Being different from the CLI's, it never clashes with a
+// registration the CLI is making.
+func TmpName(name string) string { return TmpPrefix + name + ".tmp" }
 
 // HermesHomeDefault is the home the run script uses and the default of
 // $HERMES_HOME in the logger script, as the contract fixes it.
