@@ -90,6 +90,9 @@ var (
 	// ErrUntrustedPath: a root-owned symlink's target resolves through a
 	// directory that is not root-owned or that others can write.
 	ErrUntrustedPath = errors.New("resolves through a directory that is not root-owned or that others can write")
+	// ErrUntrustedAncestor: a directory above the scandir is not root's or
+	// can be written by group or others.
+	ErrUntrustedAncestor = errors.New("is an ancestor of the scandir that is not root-owned or that group or others can write")
 	// ErrNotS6Made: a root-owned object whose mode is not the one s6 gives
 	// it under that name (for example supervise/ and event/ swapped).
 	ErrNotS6Made = errors.New("does not look like what s6 created under this name")

@@ -21,7 +21,8 @@ const ActionCreated = "created"
 // sub-service, what s6-supervise would create there if it is missing:
 // supervise/ and the FIFO supervise/control, directly with pol's owner and
 // modes. Owner policy: the user's, 0700 and 0600 (s6's own modes); group
-// and sealed: root:<gid> 0710 and 0620. event/ is never made here.
+// and sealed: root:<gid> 0710 and 0620. event/ is not made here (see
+// FixOptions.Prepare).
 //
 // s6-supervise reuses an existing supervise/ and control and never
 // re-chowns them, so the user's first s6-svc after a slot appears fails at
@@ -50,7 +51,7 @@ func (s *Scandir) Prepare(name string, owner Owner, pol Policy, scope Scope) ([]
 	var out []Outcome
 	var errs []error
 	if scope&ScopeMain != 0 {
-		o, err := prepareDir(svc, owner, pol)
+		o, err := prepareDir(svc, owner, pol, false)
 		out = append(out, o...)
 		errs = append(errs, err)
 	}
@@ -66,7 +67,7 @@ func (s *Scandir) Prepare(name string, owner Owner, pol Policy, scope Scope) ([]
 				errs = append(errs, err)
 				break
 			}
-			o, err := prepareDir(logn, owner, pol)
+			o, err := prepareDir(logn, owner, pol, false)
 			out = append(out, o...)
 			errs = append(errs, err)
 		}
@@ -75,8 +76,34 @@ func (s *Scandir) Prepare(name string, owner Owner, pol Policy, scope Scope) ([]
 }
 
 // prepareDir makes supervise/ and supervise/control in the service
-// directory svc where missing.
-func prepareDir(svc *node, owner Owner, pol Policy) ([]Outcome, error) {
+// directory svc where missing, and event/ when withEvent (never under the
+// sealed policy).
+func prepareDir(svc *node, owner Owner, pol Policy, withEvent bool) ([]Outcome, error) {
+	out, err := prepareSupervise(svc, owner, pol)
+	if err != nil || !withEvent || pol == PolicySealed {
+		return out, err
+	}
+	// s6's ftrigw_fifodir_make reuses an existing event/ as it is (checked
+	// with s6 2.11: a user-owned 03730 event/ stays the user's).
+	uid, gid := owner.UID, owner.GID
+	if pol.grantsGroup() {
+		uid = 0
+	}
+	ev, created, err := createOrOpen(svc, "event", KindDir)
+	if err != nil {
+		return out, err
+	}
+	defer ev.close()
+	if created {
+		if err := setOwnerMode(ev, uid, gid, GroupEventMode); err != nil {
+			return out, err
+		}
+		out = append(out, outcome(ev, ActionCreated))
+	}
+	return out, nil
+}
+
+func prepareSupervise(svc *node, owner Owner, pol Policy) ([]Outcome, error) {
 	supMode, ctlMode := uint32(S6SuperviseMode), uint32(S6ControlMode)
 	uid, gid := owner.UID, owner.GID
 	if pol.grantsGroup() {

@@ -188,25 +188,36 @@ type Scandir struct {
 	n *node
 }
 
-// OpenScandir opens path, which must be a real directory (its last component
-// is not followed if it is a symlink; its parents are resolved by the
-// kernel, since the operator chose them). Any owner is accepted here;
-// HandOverScandir is stricter.
+// OpenScandir opens path, which must be a real directory (its last
+// component is not followed if it is a symlink). Any owner is accepted for
+// the scandir itself; HandOverScandir is stricter.
+//
+// Every ancestor of the scandir must be a directory owned by root that
+// neither group nor others can write, sticky or not (ErrUntrustedAncestor):
+// whoever can write an ancestor can swap the scandir's parent for a symlink
+// to another tree between two system calls, and root would then hand over
+// that tree's objects. The ancestors are resolved one component at a time
+// from /; a symlink on the way is followed only if root owns it (it then
+// sits in a directory only root can write).
 func OpenScandir(path string) (*Scandir, error) {
 	clean := filepath.Clean(path)
+	if !filepath.IsAbs(clean) {
+		abs, err := filepath.Abs(clean)
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: path, Err: err}
+		}
+		clean = abs
+	}
 	parent, base := filepath.Split(clean)
 	if base == "" || base == "." || base == ".." || clean == "/" {
 		return nil, refuse("open", path, ErrBadName, "", "name the scandir by a path such as /run/service")
 	}
-	if parent == "" {
-		parent = "."
-	}
-	p, err := openPathDir(parent)
+	p, err := openTrustedDir(filepath.Clean(parent), clean)
 	if err != nil {
 		return nil, err
 	}
 	defer p.close()
-	n, err := openNode(p.fd, strings.TrimSuffix(parent, "/"), base)
+	n, err := openNode(p.fd, strings.TrimSuffix(p.path, "/"), base)
 	if err != nil {
 		return nil, err
 	}
@@ -218,8 +229,113 @@ func OpenScandir(path string) (*Scandir, error) {
 	return &Scandir{n: n}, nil
 }
 
+// ancestorTrusted: root-owned directory that neither group nor others can
+// write. Unlike trustedDir, a sticky directory (/tmp) is not enough: its
+// other users can create the scandir's parent's name before root does.
+func ancestorTrusted(n *node) bool {
+	return n.isDir() && n.uid() == 0 && n.perm()&0o022 == 0
+}
+
+func untrustedAncestor(n *node, scandir string) error {
+	return refuse("open", n.path, ErrUntrustedAncestor,
+		n.describe()+", an ancestor of the scandir "+scandir,
+		"every parent directory of the scandir must be owned by root and writable by root only (sticky /tmp-like directories are not enough): "+
+			"run `chown root "+n.path+" && chmod go-w "+n.path+"`, or put the scandir elsewhere (such as /run/service)")
+}
+
+// openTrustedDir opens the absolute directory path, checking that it and
+// every directory on the way is ancestorTrusted and following only
+// root-owned symlinks.
+func openTrustedDir(path, scandir string) (*node, error) {
+	cur, err := openPathDir("/")
+	if err != nil {
+		return nil, err
+	}
+	if !ancestorTrusted(cur) {
+		defer cur.close()
+		return nil, untrustedAncestor(cur, scandir)
+	}
+	queue := strings.Split(path, "/")
+	hops := 0
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		if c == "" || c == "." {
+			continue
+		}
+		var next *node
+		if c == ".." {
+			fd, err := unix.Openat(cur.fd, "..", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+			if err != nil {
+				cur.close()
+				return nil, &os.PathError{Op: "open", Path: cur.path + "/..", Err: err}
+			}
+			next = &node{fd: fd, path: filepath.Dir(cur.path)}
+			if err := unix.Fstat(fd, &next.st); err != nil {
+				next.close()
+				cur.close()
+				return nil, &os.PathError{Op: "fstat", Path: next.path, Err: err}
+			}
+		} else {
+			next, err = openNode(cur.fd, cur.path, c)
+			if err != nil {
+				cur.close()
+				return nil, err
+			}
+		}
+		if next.isSymlink() {
+			if next.uid() != 0 {
+				defer next.close()
+				cur.close()
+				return nil, refuse("open", next.path, ErrSymlink, "a symlink owned by uid "+strconv.Itoa(next.uid())+" on the way to the scandir "+scandir, "point --scandir at a path whose directories are all root's")
+			}
+			hops++
+			t, err := readlinkFD(next.fd)
+			next.close()
+			if err != nil || hops > maxSymlinkHops {
+				cur.close()
+				if err == nil {
+					err = unix.ELOOP
+				}
+				return nil, &os.PathError{Op: "readlink", Path: next.path, Err: err}
+			}
+			if strings.HasPrefix(t, "/") {
+				cur.close()
+				if cur, err = openPathDir("/"); err != nil {
+					return nil, err
+				}
+			}
+			queue = append(strings.Split(t, "/"), queue...)
+			continue
+		}
+		cur.close()
+		cur = next
+		if !ancestorTrusted(cur) {
+			defer cur.close()
+			if !cur.isDir() {
+				return nil, refuse("open", cur.path, ErrWrongType, cur.describe()+", want a directory (an ancestor of the scandir "+scandir+")", "")
+			}
+			return nil, untrustedAncestor(cur, scandir)
+		}
+	}
+	cur.path = path
+	return cur, nil
+}
+
 // Path is the scandir's path as given (cleaned).
 func (s *Scandir) Path() string { return s.n.path }
+
+// ProcPath is /proc/self/fd/N for the scandir's O_PATH descriptor: a path
+// that the kernel resolves to exactly the directory that was opened and
+// checked, whatever happens to its name afterwards (for inotify_add_watch,
+// which otherwise follows symlinks by path). Valid until Close.
+func (s *Scandir) ProcPath() string { return "/proc/self/fd/" + strconv.Itoa(s.n.fd) }
+
+// SameDir reports whether o is open on the same directory (device and
+// inode) as s.
+func (s *Scandir) SameDir(o *Scandir) bool {
+	return o != nil && s.n.st.Dev == o.n.st.Dev && s.n.st.Ino == o.n.st.Ino
+}
 
 // Close releases the descriptor.
 func (s *Scandir) Close() error { s.n.close(); return nil }

@@ -77,6 +77,9 @@ type ServiceResult struct {
 	// Resolved: the entry is a real directory or a trusted symlink to one
 	// (false when it was refused or is gone).
 	Resolved bool
+	// Excluded: FixOptions.Exclude said to leave it alone.
+	Excluded bool
+	ID       ServiceID
 	// HasSupervise, HasLog, LogHasSupervise tell a watcher which
 	// directories exist (and deserve a watch).
 	HasSupervise    bool
@@ -118,6 +121,27 @@ type FixOptions struct {
 	// before anything below it is read, so that a watcher can add an
 	// inotify watch first and miss nothing created after the listing.
 	Watch func(path string)
+	// Prepare: first make what s6-supervise would make and is missing, as
+	// Scandir.Prepare does, and event/ as well (owner and group policies
+	// only: the policy hands it to the user anyway; never under sealed).
+	// s6-supervise then reuses all of it, so nothing is left to hand over
+	// after it starts and no watch inside the service is needed.
+	Prepare bool
+	// Exclude, if set, is asked about the resolved service (after the
+	// scandir entry was opened, before anything in it is read or made):
+	// true leaves it alone (ServiceResult.Excluded). It sees the
+	// identity, so an excluded service stays excluded under any name.
+	Exclude func(ServiceID) bool
+}
+
+// ServiceID identifies a resolved service directory whatever its scandir
+// entry is called.
+type ServiceID struct {
+	Name   string // the scandir entry
+	Target string // the resolved directory of a root-owned symlink ("" for a real directory)
+	Dev    uint64
+	Ino    uint64
+	UID    int // the directory's owner
 }
 
 // Fix is FixService restricted to opt.Scope, with errors split: mainErr
@@ -135,12 +159,25 @@ func (s *Scandir) Fix(name string, owner Owner, pol Policy, opt FixOptions) (res
 	defer svc.close()
 	res.Target = target
 	res.Resolved = true
+	res.ID = ServiceID{Name: name, Target: target, Dev: uint64(svc.st.Dev), Ino: svc.st.Ino, UID: svc.uid()}
+	if opt.Exclude != nil && opt.Exclude(res.ID) {
+		res.Excluded = true
+		return res, nil, nil
+	}
 	if opt.Watch != nil {
 		opt.Watch(svc.path)
 	}
 	if opt.Scope&ScopeMain != 0 {
 		var errs []error
-		res.Outcomes, res.HasSupervise, errs = fixServiceDir(svc, owner, pol, res.Outcomes, nil, opt.Watch)
+		if opt.Prepare {
+			var o []Outcome
+			o, mainErr = prepareDir(svc, owner, pol, true)
+			res.Outcomes = append(res.Outcomes, o...)
+			if mainErr != nil {
+				errs = append(errs, mainErr)
+			}
+		}
+		res.Outcomes, res.HasSupervise, errs = fixServiceDir(svc, owner, pol, res.Outcomes, errs, opt.Watch)
 		mainErr = errors.Join(errs...)
 	}
 	if opt.Scope&ScopeLog == 0 {
@@ -162,7 +199,14 @@ func (s *Scandir) Fix(name string, owner Owner, pol Policy, opt FixOptions) (res
 			opt.Watch(logn.path)
 		}
 		var errs []error
-		res.Outcomes, res.LogHasSupervise, errs = fixServiceDir(logn, owner, pol, res.Outcomes, nil, opt.Watch)
+		if opt.Prepare {
+			o, err := prepareDir(logn, owner, pol, true)
+			res.Outcomes = append(res.Outcomes, o...)
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+		res.Outcomes, res.LogHasSupervise, errs = fixServiceDir(logn, owner, pol, res.Outcomes, errs, opt.Watch)
 		logErr = errors.Join(errs...)
 	}
 	return res, mainErr, logErr

@@ -44,15 +44,26 @@ func (s snap) unchanged(t *testing.T) {
 	}
 }
 
-// rootSupervised makes root's supervise/ + control and event/ in dir.
+// rootSupervised makes root's supervise/ + control and event/ in dir, as
+// s6-supervise does: what exists already (perm-watcher may have made it
+// first) is reused as it is.
 func rootSupervised(t *testing.T, dir string) {
 	t.Helper()
 	must(t, os.MkdirAll(dir, 0o755))
-	must(t, os.Mkdir(dir+"/supervise", 0o700))
-	must(t, syscall.Mkfifo(dir+"/supervise/control", 0o600))
+	exist := func(err error) error {
+		if os.IsExist(err) {
+			return nil
+		}
+		return err
+	}
+	must(t, exist(os.Mkdir(dir+"/supervise", 0o700)))
+	must(t, exist(syscall.Mkfifo(dir+"/supervise/control", 0o600)))
 	must(t, os.WriteFile(dir+"/supervise/status", nil, 0o644))
-	must(t, os.Mkdir(dir+"/event", 0o700))
-	must(t, syscall.Chmod(dir+"/event", 0o3730))
+	if err := os.Mkdir(dir+"/event", 0o700); err == nil {
+		must(t, syscall.Chmod(dir+"/event", 0o3730))
+	} else {
+		must(t, exist(err))
+	}
 }
 
 // userSlot makes a slot directory owned by the user (as the hermes CLI
@@ -66,11 +77,26 @@ func (f *fixture) userSlot(name string) string {
 	return d
 }
 
-// userSymlink plants a user-owned symlink atomically (made under a dot
-// name, chowned, renamed into place), as the user would: a symlink that is
-// root's for a moment is trusted by design.
+// stagedSlot builds a user's slot outside the scandir with build, then
+// renames it into place.
+func (f *fixture) stagedSlot(name string, build func(d string)) string {
+	st := filepath.Join(f.root, ".stage-"+name)
+	must(f.t, os.Mkdir(st, 0o755))
+	must(f.t, os.WriteFile(st+"/run", []byte("#!/bin/sh\n"), 0o755))
+	must(f.t, os.Lchown(st, f.uid, f.gid))
+	must(f.t, os.Lchown(st+"/run", f.uid, f.gid))
+	build(st)
+	d := filepath.Join(f.scandir, name)
+	must(f.t, os.Rename(st, d))
+	return d
+}
+
+// userSymlink plants a user-owned symlink atomically (made outside the
+// scandir, chowned, renamed into place), as the user would: a symlink that
+// is root's for a moment is trusted by design, even under a dot name.
 func (f *fixture) userSymlink(target, link string) {
-	tmp := filepath.Join(filepath.Dir(link), "."+filepath.Base(link)+".tmp")
+	tmp := filepath.Join(f.root, ".link-"+filepath.Base(link)+".tmp")
+	os.RemoveAll(link) // perm-watcher may have made a real one first
 	must(f.t, os.Symlink(target, tmp))
 	must(f.t, os.Lchown(tmp, f.uid, f.gid))
 	must(f.t, os.Rename(tmp, link))
@@ -108,30 +134,32 @@ func TestAttacks(t *testing.T) {
 
 	// A service directory that is a user-owned symlink to a root service.
 	f.userSymlink(vdir, filepath.Join(f.scandir, "svc-link"))
+	// Each slot is built outside the scandir and renamed in (perm-watcher
+	// makes supervise/ and friends in an empty slot as soon as it appears).
 	// supervise/ that is a symlink to a root directory.
-	d := f.userSlot("sup-link")
-	f.userSymlink(vdir+"/supervise", d+"/supervise")
+	f.stagedSlot("sup-link", func(d string) { f.userSymlink(vdir+"/supervise", d+"/supervise") })
 	// supervise/control that is a symlink to a root FIFO.
-	d = f.userSlot("ctl-link")
-	must(t, os.Mkdir(d+"/supervise", 0o700))
-	f.userSymlink(vfifo, d+"/supervise/control")
+	f.stagedSlot("ctl-link", func(d string) {
+		must(t, os.Mkdir(d+"/supervise", 0o700))
+		f.userSymlink(vfifo, d+"/supervise/control")
+	})
 	// control that is a regular root file.
-	d = f.userSlot("ctl-file")
-	must(t, os.Mkdir(d+"/supervise", 0o700))
-	must(t, os.WriteFile(d+"/supervise/control", nil, 0o600))
-	regular := snapshot(t, d+"/supervise/control")
+	f.stagedSlot("ctl-file", func(d string) {
+		must(t, os.Mkdir(d+"/supervise", 0o700))
+		must(t, os.WriteFile(d+"/supervise/control", nil, 0o600))
+	})
+	regular := snapshot(t, f.scandir+"/ctl-file/supervise/control")
 	defer regular.unchanged(t)
 	// control that is a hard link to a root FIFO (made by root:
 	// protected_hardlinks forbids the user).
-	d = f.userSlot("ctl-hardlink")
-	must(t, os.Mkdir(d+"/supervise", 0o700))
-	must(t, os.Link(vfifo, d+"/supervise/control"))
+	f.stagedSlot("ctl-hardlink", func(d string) {
+		must(t, os.Mkdir(d+"/supervise", 0o700))
+		must(t, os.Link(vfifo, d+"/supervise/control"))
+	})
 	// event/ that is a symlink to a root directory.
-	d = f.userSlot("event-link")
-	f.userSymlink(vdir+"/event", d+"/event")
+	f.stagedSlot("event-link", func(d string) { f.userSymlink(vdir+"/event", d+"/event") })
 	// log/ that is a symlink to a root service.
-	d = f.userSlot("log-link")
-	f.userSymlink(vdir, d+"/log")
+	f.stagedSlot("log-link", func(d string) { f.userSymlink(vdir, d+"/log") })
 
 	// The daemon keeps working: a legit service is still fixed.
 	f.legitFixed("legit-after")

@@ -141,10 +141,15 @@ func TestBurst(t *testing.T) {
 			if syscall.Lstat(d+"/event", &st) != nil || st.Uid != uint32(f.uid) {
 				return false, d + "/event not handed over yet"
 			}
+			// perm-watcher makes them before s6-supervise starts: wait for
+			// s6-supervise too (it writes status).
+			if syscall.Lstat(d+"/supervise/status", &st) != nil {
+				return false, d + " not supervised yet"
+			}
 		}
 		return true, ""
 	})
-	t.Logf("300 services handed over %v after the burst", time.Since(start))
+	t.Logf("300 services handed over and supervised %v after the burst", time.Since(start))
 	if ok, detail := f.usable(dirs...); !ok {
 		t.Fatalf("not usable: %s", detail)
 	}

@@ -2,28 +2,38 @@
 // s6 scandir usable by one unprivileged user, as s6-supervise creates
 // supervise/, supervise/control and event/ as root.
 //
-// It is level-triggered. inotify events (one fsnotify instance; watches on
-// the scandir, each service directory, each log/ directory and each
-// supervise/ directory) only wake the loop and name a service and the part
-// of it (its own objects, or log/'s); once per batch of queued events the
-// loop re-reads that part from the filesystem through package perms (which
-// never follows a symlink the user could have made and only touches
-// root-owned objects of the expected type) and fixes what is wrong. A full
-// pass runs at start, after an inotify queue overflow or any watcher error,
-// and every Resync (DefaultResync, 5 minutes).
+// One inotify watch, whatever the user does. The watch is on the scandir
+// alone, added through /proc/self/fd/N of the O_PATH descriptor that was
+// opened without following symlinks and checked (so it is on that very
+// directory, never on what a path or a symlink names later). When an entry
+// appears (a slot being staged under a dot name, a slot renamed into place,
+// an s6-rc symlink), perm-watcher makes what s6-supervise would make in it
+// and in its log/ (supervise/, supervise/control, event/) with the policy's
+// owner and modes, through package perms (fd-based, refusing anything it
+// did not make). s6-supervise reuses them and never re-chowns, so there is
+// nothing to hand over after it starts, no watch inside a service is
+// needed, and the user's first s6-svc fails at most with "supervisor not
+// listening". When s6-supervise was first (it created an object that had to
+// be handed over, or is half-way through making event/), the service is
+// looked at again a few times over the next seconds (followUpDelays):
+// polling a handful of services costs no watch.
 //
-// The periodic resync is only a safety net, so its default is long: inotify
-// reports every directory s6-supervise creates, a lost event shows up as an
-// overflow (which triggers a full pass at once), and a watch that could not
-// be added switches to degraded mode. A 5-minute resync keeps an idle
-// perm-watcher at zero CPU time over any 60-second window, which is the
-// target; with no resync and no degraded mode nothing but inotify and
-// SIGTERM wakes the loop.
+// It is level-triggered: an event only names a scandir entry; the entry is
+// then re-read from the filesystem and fixed. A full pass runs at start,
+// after an inotify queue overflow or error, and every Resync (DefaultResync,
+// 5 minutes: it also catches what the user undid in its own slot, such as a
+// deleted supervise/ that s6-supervise re-created as root). An attribute
+// change of the scandir itself re-reads nothing.
 //
-// Degraded mode: when inotify cannot be used (the instance cannot be
-// created, or a watch cannot be added: ENOSPC/EMFILE, per-user limits shared
-// with the host), perm-watcher logs one error naming the limit and the fix,
-// and keeps working by a full pass every DegradedInterval.
+// Degraded mode: when the one watch cannot be had (the inotify instance or
+// watch limit, shared with the host, is exhausted by others), perm-watcher
+// logs one error naming the limit and the fix, does a full pass every
+// DegradedInterval, tries again to add the watch each time, and leaves
+// degraded mode as soon as it can.
+//
+// Logging is bounded (report.go): per-service lines go through a token
+// bucket, refusals are counted per service and summarised every
+// SummaryInterval.
 package permwatch
 
 import (
@@ -51,8 +61,13 @@ var ErrUsage = errors.New("wrong usage")
 const ServiceName = "perm-watcher"
 
 // DefaultExcludes are the scandir entries never touched: s6-rc's and
-// s6-linux-init's own services and perm-watcher itself.
-var DefaultExcludes = []string{"s6rc-*", "s6-linux-*", ServiceName, FollowerServiceName}
+// s6-linux-init's own services (s6-svscan-log is the catch-all logger
+// s6-linux-init may create), perm-watcher itself and sealed mode's
+// follower. They are matched against the entry's name and, for a
+// root-owned symlink, the name of the directory it resolves to; a
+// root-owned excluded directory is also remembered by device and inode, so
+// renaming it changes nothing.
+var DefaultExcludes = []string{"s6rc-*", "s6-linux-*", "s6-svscan-log", ServiceName, FollowerServiceName}
 
 // FollowerServiceName is the s6-rc longrun of reconcile-profiles --follow
 // (sealed mode's slot publisher): like perm-watcher, root's alone.
@@ -135,13 +150,17 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// Excluded reports whether the scandir entry name is left alone: dot names
-// (s6-svscan ignores them: .s6-svscan, slots being staged) and the
-// configured globs.
+// Excluded reports whether the scandir entry name is left alone by
+// --check: dot names (s6-svscan ignores them: .s6-svscan, slots being
+// staged) and the configured globs.
 func (c *Config) Excluded(name string) bool {
 	if name == "" || strings.HasPrefix(name, ".") {
 		return true
 	}
+	return c.matchExclude(name)
+}
+
+func (c *Config) matchExclude(name string) bool {
 	for _, g := range c.Exclude {
 		if ok, _ := filepath.Match(g, name); ok {
 			return true
@@ -164,34 +183,57 @@ func resolveOwner(c *Config) (identity.Identity, perms.Owner, error) {
 	return id, perms.Owner{UID: id.UID, GID: id.GID}, nil
 }
 
+// followUpDelays are when a service is looked at again after a look that
+// found s6-supervise at work in it (it had created an object that had to be
+// handed over, or was half-way through making event/). s6-supervise makes
+// supervise/, control and event/ within milliseconds of its start; the
+// later looks only cover a loaded machine. A look that finds everything
+// as the policy wants ends the series.
+var followUpDelays = []time.Duration{2 * time.Millisecond, 10 * time.Millisecond, 50 * time.Millisecond,
+	250 * time.Millisecond, time.Second, 4 * time.Second}
+
+type followUp struct {
+	due  time.Time
+	step int
+}
+
+type devIno struct{ dev, ino uint64 }
+
 // watcher state, owned by the loop goroutine.
 type engine struct {
 	cfg     *Config
 	log     zerolog.Logger
+	rep     *reporter
 	owner   perms.Owner
 	scandir string // cleaned
 
-	// sd stays open between full passes (each full pass opens it anew;
-	// an event on the scandir itself triggers one): the scandir path is
-	// the operator's, everything below it is opened relative to this fd.
-	sd       *perms.Scandir
-	w        *fsnotify.Watcher // nil when inotify is unavailable
-	watched  map[string]bool   // paths with an inotify watch
-	services map[string]bool   // scandir entries being looked after
-	lastErr  map[string]string // last refusal per service, to log changes only
-	degraded bool              // watches could not all be added: poll
-	warned   bool
-	stats    stats
+	// sd stays open: the one watch is added through its descriptor
+	// (watchPath is its /proc/self/fd/N), and everything below the scandir
+	// is opened relative to it. A full pass reopens it by path and keeps
+	// the new one only if the directory was replaced.
+	sd        *perms.Scandir
+	w         *fsnotify.Watcher // nil when inotify is unavailable
+	watchPath string            // "" when there is no watch
+	services  map[string]bool   // scandir entries being looked after
+	// excluded are root-owned service directories that matched an
+	// exclude glob, by identity: renaming one does not un-exclude it.
+	// Only root's are kept, so the user cannot grow this set.
+	excluded  map[devIno]bool
+	followUps map[string]followUp
+	degraded  bool // no watch: poll
+	warned    bool
+	stats     stats
 }
 
 // stats count the loop's work; logged when perm-watcher stops (the
 // benchmark reads them to report the work per registered slot).
 type stats struct {
-	Events     int // inotify events received
-	Queued     int // events that named a service
-	Handles    int // handle calls
-	Reads      int // perms.Fix calls
-	FullPasses int // full passes
+	Events      int // inotify events received
+	Queued      int // events that named a service
+	Handles     int // handle calls
+	FollowUps   int // handle calls that were follow-ups
+	FullPasses  int // full passes
+	ScandirAttr int // attribute changes of the scandir itself (nothing re-read)
 }
 
 // Run looks after cfg.Scandir until ctx ends (or one pass with cfg.Once).
@@ -205,14 +247,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	log := cfg.Log.With().Str("policy", string(cfg.Policy)).Logger()
 	e := &engine{
-		cfg:      &cfg,
-		log:      cfg.Log.With().Str("policy", string(cfg.Policy)).Logger(),
-		owner:    owner,
-		scandir:  filepath.Clean(cfg.Scandir),
-		watched:  map[string]bool{},
-		services: map[string]bool{},
-		lastErr:  map[string]string{},
+		cfg:       &cfg,
+		log:       log,
+		rep:       newReporter(log),
+		owner:     owner,
+		scandir:   filepath.Clean(cfg.Scandir),
+		services:  map[string]bool{},
+		excluded:  map[devIno]bool{},
+		followUps: map[string]followUp{},
 	}
 	e.log.Info().Str("path", e.scandir).Str("user", cfg.User).Int("uid", owner.UID).Int("gid", owner.GID).
 		Bool("once", cfg.Once).Dur("resync", cfg.Resync).Msg("perm-watcher starting")
@@ -231,29 +275,33 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return nil
 	}
-
-	w, err := newWatcher()
-	if err != nil {
-		limit := limitNone
-		if errors.Is(err, syscall.EMFILE) {
-			limit = limitInstances
+	defer func() {
+		if e.w != nil {
+			e.w.Close()
 		}
-		e.setDegraded(err, limit)
-	} else {
-		e.w = w
-		defer w.Close()
+	}()
+	// The watch comes before the first listing, so nothing created in
+	// between is missed.
+	if err := e.openScandir(); err != nil {
+		return err
 	}
-
-	// The scandir watch comes before the first listing.
-	e.addWatch(e.scandir)
+	e.ensureWatch()
 	if err := e.fullPass(); err != nil {
 		return err
 	}
 	if cfg.Ready != nil {
 		cfg.Ready()
 	}
-	e.log.Info().Int("services", len(e.services)).Int("watches", len(e.watched)).Msg("first pass done")
+	e.log.Info().Int("services", len(e.services)).Int("watches", e.watchCount()).Msg("first pass done")
 	return e.loop(ctx)
+}
+
+// watchCount is the number of inotify watches held (0 or 1).
+func (e *engine) watchCount() int {
+	if e.w == nil {
+		return 0
+	}
+	return len(e.w.WatchList())
 }
 
 func (e *engine) loop(ctx context.Context) error {
@@ -263,70 +311,95 @@ func (e *engine) loop(ctx context.Context) error {
 		defer t.Stop()
 		resync = t.C
 	}
-	// The degraded-mode ticker exists only once degraded: in normal mode
-	// nothing but inotify, the resync and ctx wakes the loop.
+	// Timers exist only while needed: an idle watcher is woken by nothing
+	// but inotify, the resync and ctx.
 	var degradedTick *time.Ticker
+	followTimer := time.NewTimer(time.Hour)
+	followTimer.Stop()
+	followArmed := time.Time{}
+	summaryTimer := time.NewTimer(time.Hour)
+	summaryTimer.Stop()
+	summaryArmed := false
 	defer func() {
 		if degradedTick != nil {
 			degradedTick.Stop()
 		}
+		followTimer.Stop()
+		summaryTimer.Stop()
 	}()
 
-	var events chan fsnotify.Event
-	var errs chan error
-	if e.w != nil {
-		events, errs = e.w.Events, e.w.Errors
-	}
-	// What to re-read, per service; an event names a service and the part
-	// of it (its own objects or log/'s), each service is read at most once
-	// per drained batch.
-	pending := map[string]perms.Scope{}
+	pending := map[string]bool{}
 	for {
-		full := false
+		var events chan fsnotify.Event
+		var errs chan error
+		if e.w != nil {
+			events, errs = e.w.Events, e.w.Errors
+		}
 		var degradedC <-chan time.Time
 		if e.degraded {
 			if degradedTick == nil {
 				degradedTick = time.NewTicker(e.cfg.DegradedInterval)
 			}
 			degradedC = degradedTick.C
+		} else if degradedTick != nil {
+			degradedTick.Stop()
+			degradedTick = nil
 		}
+		// The follow-up timer is armed for the earliest one due.
+		if next, ok := e.nextFollowUp(); ok && (followArmed.IsZero() || next.Before(followArmed)) {
+			followTimer.Reset(time.Until(next))
+			followArmed = next
+		}
+		if !summaryArmed && e.rep.dirty() {
+			summaryTimer.Reset(SummaryInterval)
+			summaryArmed = true
+		}
+
+		full, followDue := false, false
 		select {
 		case <-ctx.Done():
+			e.rep.summary()
 			e.log.Info().Int("events", e.stats.Events).Int("queued", e.stats.Queued).
-				Int("handles", e.stats.Handles).Int("reads", e.stats.Reads).Int("full_passes", e.stats.FullPasses).
+				Int("handles", e.stats.Handles).Int("follow_ups", e.stats.FollowUps).Int("full_passes", e.stats.FullPasses).
+				Int("scandir_attr", e.stats.ScandirAttr).Int("watches", e.watchCount()).
 				Msg("perm-watcher stopping")
 			return nil
 		case ev, ok := <-events:
 			if !ok {
-				events = nil
-				e.setDegraded(errors.New("inotify event channel closed"), limitNone)
+				e.dropWatcher(errors.New("inotify event channel closed"))
 				continue
 			}
 			full = e.route(ev, pending)
 		case err, ok := <-errs:
 			if !ok {
-				errs = nil
+				e.dropWatcher(errors.New("inotify error channel closed"))
 				continue
 			}
 			full = e.watchError(err)
 		case <-resync:
 			full = true
 		case <-degradedC:
+			e.ensureWatch()
 			full = true
+		case <-followTimer.C:
+			followArmed = time.Time{}
+			followDue = true
+		case <-summaryTimer.C:
+			summaryArmed = false
+			e.rep.summary()
+			continue
 		}
 		// Merge whatever else is already queued before doing the work.
 	drain:
-		for i := 0; i < 4096; i++ {
+		for i := 0; i < 4096 && events != nil; i++ {
 			select {
 			case ev, ok := <-events:
 				if !ok {
-					events = nil
 					break drain
 				}
 				full = e.route(ev, pending) || full
 			case err, ok := <-errs:
 				if !ok {
-					errs = nil
 					break drain
 				}
 				full = e.watchError(err) || full
@@ -345,14 +418,55 @@ func (e *engine) loop(ctx context.Context) error {
 			}
 			continue
 		}
-		for name, scope := range pending {
+		for name := range pending {
 			delete(pending, name)
 			if ctx.Err() != nil {
 				break
 			}
-			e.handle(name, scope)
+			e.handle(name)
+		}
+		if followDue {
+			now := time.Now()
+			for name, f := range e.followUps {
+				if ctx.Err() != nil {
+					break
+				}
+				if !f.due.After(now) {
+					e.stats.FollowUps++
+					e.handle(name)
+				}
+			}
 		}
 	}
+}
+
+func (e *engine) nextFollowUp() (time.Time, bool) {
+	var next time.Time
+	for _, f := range e.followUps {
+		if next.IsZero() || f.due.Before(next) {
+			next = f.due
+		}
+	}
+	return next, !next.IsZero()
+}
+
+// followUp schedules the next look at name if s6-supervise was found at
+// work in it, and ends the series otherwise.
+func (e *engine) followUp(name string, busy bool) {
+	f, had := e.followUps[name]
+	if !busy {
+		delete(e.followUps, name)
+		return
+	}
+	step := 0
+	if had {
+		step = f.step + 1
+	}
+	if step >= len(followUpDelays) {
+		delete(e.followUps, name)
+		return
+	}
+	e.followUps[name] = followUp{due: time.Now().Add(followUpDelays[step]), step: step}
 }
 
 func (e *engine) watchError(err error) bool {
@@ -364,68 +478,36 @@ func (e *engine) watchError(err error) bool {
 	return true
 }
 
-// route maps an event to the service it concerns and queues it. It returns
-// true when a full pass is needed.
-func (e *engine) route(ev fsnotify.Event, pending map[string]perms.Scope) bool {
+// route maps an event to the scandir entry it names and queues it. It
+// returns true when a full pass is needed.
+func (e *engine) route(ev fsnotify.Event, pending map[string]bool) bool {
 	e.stats.Events++
-	if ev.Name == e.scandir {
-		return true // the scandir itself was removed, renamed or chmodded
-	}
-	rel, ok := strings.CutPrefix(ev.Name, e.scandir+"/")
-	if !ok {
+	if e.watchPath == "" {
 		return false
 	}
-	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-		// A watched directory that went away (or was renamed away, taking
-		// its watch along) releases its watches and those below it.
-		for _, p := range []string{ev.Name, ev.Name + "/supervise", ev.Name + "/log", ev.Name + "/log/supervise"} {
-			if e.watched[p] {
-				delete(e.watched, p)
-				if e.w != nil {
-					_ = e.w.Remove(p)
-				}
-			}
+	if ev.Name == e.watchPath {
+		if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+			// The scandir itself went away or was moved: the full pass
+			// opens the path again and watches what is there.
+			e.watchPath = ""
+			return true
 		}
-	}
-	parts := strings.Split(rel, "/")
-	name := parts[0]
-	if e.cfg.Excluded(name) {
+		// An attribute change of the scandir itself (a chmod or touch
+		// loop): nothing below it changed, so nothing is re-read.
+		e.stats.ScandirAttr++
 		return false
 	}
-	// Writes change contents, never an owner, a mode, a type or a link
-	// (the user's own s6-svc writes to control land here).
-	if !ev.Has(fsnotify.Create | fsnotify.Remove | fsnotify.Rename | fsnotify.Chmod) {
+	name, ok := strings.CutPrefix(ev.Name, e.watchPath+"/")
+	if !ok || name == "" || strings.Contains(name, "/") || name == ".s6-svscan" {
 		return false
 	}
-	// Only names s6 creates matter below the service; status.new and
-	// friends churn on every state change. An event below log/ re-reads
-	// log/ only, one on the service's own objects leaves log/ alone.
-	var scope perms.Scope
-	switch len(parts) {
-	case 1:
-		scope = perms.ScopeAll
-	case 2:
-		switch parts[1] {
-		case "supervise", "event":
-			scope = perms.ScopeMain
-		case "log":
-			scope = perms.ScopeLog
-		}
-	case 3:
-		if parts[1] == "supervise" && parts[2] == "control" {
-			scope = perms.ScopeMain
-		} else if parts[1] == "log" && (parts[2] == "supervise" || parts[2] == "event") {
-			scope = perms.ScopeLog
-		}
-	case 4:
-		if parts[1] == "log" && parts[2] == "supervise" && parts[3] == "control" {
-			scope = perms.ScopeLog
-		}
+	// A write or an attribute change of an entry changes nothing that
+	// s6-supervise made inside it.
+	if !ev.Has(fsnotify.Create | fsnotify.Remove | fsnotify.Rename) {
+		return false
 	}
-	if scope != 0 {
-		e.stats.Queued++
-		pending[name] |= scope
-	}
+	e.stats.Queued++
+	pending[name] = true
 	return false
 }
 
@@ -436,9 +518,9 @@ const (
 	limitInstances = "max_user_instances"
 )
 
-// setDegraded switches to periodic full passes (for the rest of the
-// process's life) and logs one error, the first time only, that names the
-// limit and the fix.
+// setDegraded switches to periodic full passes until the watch can be
+// added again, and logs one error per episode that names the limit and the
+// fix.
 func (e *engine) setDegraded(err error, limit string) {
 	e.degraded = true
 	if e.warned {
@@ -454,22 +536,49 @@ func (e *engine) setDegraded(err error, limit string) {
 			what = "an inotify instance cannot be created"
 		}
 		msg = fmt.Sprintf("degraded mode: %s (%v): the per-user limit /proc/sys/fs/inotify/%s is reached "+
-			"(it is the kernel's, shared by every container and host process of this UID). "+
-			"perm-watcher keeps working by a full pass every %s instead of reacting at once. "+
-			"Fix: on the host, raise it, e.g. `sysctl -w fs.inotify.%s=%d` (persist it in /etc/sysctl.d/), "+
-			"then restart perm-watcher",
+			"(it is the kernel's, shared by every container and host process of this UID; perm-watcher itself needs "+
+			"one instance and one watch). perm-watcher keeps working by a full pass every %s instead of reacting at once, "+
+			"and leaves degraded mode as soon as the watch can be added. "+
+			"Fix: on the host, raise it, e.g. `sysctl -w fs.inotify.%s=%d` (persist it in /etc/sysctl.d/)",
 			what, err, limit, every, limit, map[string]int{limitWatches: 524288, limitInstances: 1024}[limit])
 	default:
-		msg = fmt.Sprintf("degraded mode: inotify failed (%v); perm-watcher keeps working by a full pass every %s; restart it to react at once again", err, every)
+		msg = fmt.Sprintf("degraded mode: inotify failed (%v); perm-watcher keeps working by a full pass every %s and tries again each time", err, every)
 	}
 	e.log.Error().Err(err).Str("interval", every).Str("limit", limit).Msg(msg)
 }
 
-// addWatch adds an inotify watch on p; it reports whether a new watch was
-// added. Missing paths are fine (the parent's watch will tell).
-func (e *engine) addWatch(p string) bool {
-	if e.w == nil || e.watched[p] {
-		return false
+// dropWatcher gives up the inotify instance (its channels closed).
+func (e *engine) dropWatcher(err error) {
+	if e.w != nil {
+		e.w.Close()
+		e.w = nil
+	}
+	e.watchPath = ""
+	e.setDegraded(err, limitNone)
+}
+
+// ensureWatch makes sure the one watch is on the open scandir, creating
+// the inotify instance if needed; in degraded mode it is called at every
+// tick, and leaves degraded mode when it succeeds.
+func (e *engine) ensureWatch() {
+	if e.sd == nil {
+		return
+	}
+	if e.w == nil {
+		w, err := newWatcher()
+		if err != nil {
+			limit := limitNone
+			if errors.Is(err, syscall.EMFILE) {
+				limit = limitInstances
+			}
+			e.setDegraded(err, limit)
+			return
+		}
+		e.w = w
+	}
+	p := e.sd.ProcPath()
+	if e.watchPath == p {
+		return
 	}
 	if err := addWatchFn(e.w, p); err != nil {
 		switch {
@@ -477,64 +586,62 @@ func (e *engine) addWatch(p string) bool {
 			e.setDegraded(err, limitWatches)
 		case errors.Is(err, syscall.EMFILE):
 			e.setDegraded(err, limitInstances)
-		case errors.Is(err, syscall.ENOMEM):
-			e.setDegraded(err, limitNone)
-		case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
 		default:
-			e.log.Debug().Err(err).Str("path", p).Msg("cannot watch")
+			e.setDegraded(err, limitNone)
 		}
-		return false
+		return
 	}
-	e.watched[p] = true
-	return true
-}
-
-func (e *engine) dropWatches(name string) {
-	base := filepath.Join(e.scandir, name)
-	for _, p := range []string{base + "/log/supervise", base + "/log", base + "/supervise", base} {
-		if e.watched[p] {
-			delete(e.watched, p)
-			if e.w != nil {
-				_ = e.w.Remove(p)
-			}
-		}
+	e.watchPath = p
+	if e.degraded {
+		e.degraded, e.warned = false, false
+		e.log.Info().Str("path", e.scandir).Msg("inotify watch added: leaving degraded mode")
 	}
 }
 
-// fullPass lists the scandir and handles every entry; entries gone since
-// the last pass release their watches.
-func (e *engine) fullPass() error {
-	start := time.Now()
-	e.stats.FullPasses++
-	if e.w != nil {
-		// Resynchronise the watch set with fsnotify's (watches vanish with
-		// their directories).
-		clear(e.watched)
-		for _, p := range e.w.WatchList() {
-			e.watched[p] = true
-		}
-		e.addWatch(e.scandir)
-	}
-	// Opened anew at every full pass: the scandir may have been replaced.
+// openScandir opens the scandir by path; an already open one is kept if
+// it is the same directory, so that its watch stays.
+func (e *engine) openScandir() error {
 	sd, err := perms.OpenScandir(e.scandir)
 	if err != nil {
 		return err
 	}
+	if e.sd != nil && e.sd.SameDir(sd) && e.watchPath != "" {
+		sd.Close()
+		return nil
+	}
 	if e.sd != nil {
+		if e.w != nil && e.watchPath != "" {
+			_ = e.w.Remove(e.watchPath)
+		}
+		e.watchPath = ""
 		e.sd.Close()
 	}
 	e.sd = sd
-	names, err := sd.Names()
+	return nil
+}
+
+// fullPass lists the scandir and handles every entry; entries gone since
+// the last pass are forgotten.
+func (e *engine) fullPass() error {
+	start := time.Now()
+	e.stats.FullPasses++
+	if err := e.openScandir(); err != nil {
+		return err
+	}
+	if !e.cfg.Once && !e.degraded {
+		e.ensureWatch()
+	}
+	names, err := e.sd.Names()
 	if err != nil {
 		return err
 	}
 	seen := map[string]bool{}
 	for _, name := range names {
-		if e.cfg.Excluded(name) {
+		if name == ".s6-svscan" {
 			continue
 		}
 		seen[name] = true
-		e.handle(name, perms.ScopeAll)
+		e.handle(name)
 	}
 	for name := range e.services {
 		if !seen[name] {
@@ -546,94 +653,84 @@ func (e *engine) fullPass() error {
 }
 
 func (e *engine) forget(name string) {
-	e.dropWatches(name)
 	delete(e.services, name)
-	delete(e.lastErr, name)
-	delete(e.lastErr, name+"/log")
+	delete(e.followUps, name)
+	e.rep.forget(name)
+	e.rep.forget(name + "/log")
 }
 
-// watchFn is perms.FixOptions.Watch: a watch on every real directory met.
-func (e *engine) watchFn(p string) { e.addWatch(p) }
+// exclude is perms.FixOptions.Exclude: the entry's name or, for a root
+// symlink, its target's name matches an exclude glob, or the directory is
+// a root-owned one seen excluded before under another name.
+func (e *engine) exclude(id perms.ServiceID) bool {
+	key := devIno{id.Dev, id.Ino}
+	if e.excluded[key] {
+		return true
+	}
+	name := strings.TrimPrefix(id.Name, ".")
+	if e.cfg.matchExclude(name) || (id.Target != "" && e.cfg.matchExclude(filepath.Base(id.Target))) {
+		if id.UID == 0 {
+			e.excluded[key] = true
+		}
+		return true
+	}
+	return false
+}
 
-// handle re-reads the scope of one service and fixes it. Every directory
-// found to be real gets its inotify watch before anything below it is read
-// (perms.FixOptions.Watch), so that nothing created after the listing is
-// missed and one read is enough.
-func (e *engine) handle(name string, scope perms.Scope) {
+// handle re-reads one scandir entry: makes what s6-supervise would make
+// and is missing, and hands over what s6-supervise made.
+func (e *engine) handle(name string) {
 	e.stats.Handles++
 	base := filepath.Join(e.scandir, name)
 	if e.sd == nil {
-		sd, err := perms.OpenScandir(e.scandir)
-		if err != nil {
+		if err := e.openScandir(); err != nil {
 			e.log.Error().Err(err).Str("path", e.scandir).Msg("cannot open the scandir")
 			return
 		}
-		e.sd = sd
 	}
-	e.stats.Reads++
-	res, mainErr, logErr := e.sd.Fix(name, e.owner, e.cfg.Policy, perms.FixOptions{Scope: scope, Watch: e.watchFn})
-	if !res.Resolved {
-		if errors.Is(mainErr, fs.ErrNotExist) {
-			if e.services[name] {
-				e.log.Info().Str("service", name).Str("path", base).Msg("service removed")
-			}
-			e.forget(name)
-			return
+	res, mainErr, logErr := e.sd.Fix(name, e.owner, e.cfg.Policy, perms.FixOptions{Scope: perms.ScopeAll, Prepare: true, Exclude: e.exclude})
+	if res.Excluded {
+		e.forget(name)
+		return
+	}
+	if !res.Resolved && errors.Is(mainErr, fs.ErrNotExist) {
+		if e.services[name] && e.rep.allow() {
+			e.log.Info().Str("service", name).Str("path", base).Msg("service removed")
 		}
+		e.forget(name)
+		return
 	}
 	if !e.services[name] {
 		e.services[name] = true
 		e.log.Debug().Str("service", name).Str("path", base).Str("target", res.Target).Msg("looking after service")
 	}
-	e.report(name, res, mainErr, logErr, scope)
+	busy := false
+	for _, o := range res.Outcomes {
+		switch o.Action {
+		case perms.ActionUnchanged, perms.ActionCreated:
+		case perms.ActionMissing:
+			busy = true
+		default:
+			busy = true // s6-supervise made it: it may still be at work
+		}
+	}
+	e.followUp(name, busy)
+	e.report(name, res, mainErr, logErr)
 }
 
-// report logs what changed and, per part (the service, its log/), refusals
-// when they appear or change and when they go away; a part not in scope
-// keeps its last state.
-func (e *engine) report(name string, res perms.ServiceResult, mainErr, logErr error, scope perms.Scope) {
+// report logs what changed and refusals (aggregated, see reporter).
+func (e *engine) report(name string, res perms.ServiceResult, mainErr, logErr error) {
 	for _, o := range res.Outcomes {
 		switch o.Action {
 		case perms.ActionUnchanged, perms.ActionMissing:
 			continue
 		}
-		e.log.Info().Str("service", name).Str("path", o.Path).Str("action", o.Action).
-			Int("uid", o.UID).Int("gid", o.GID).Str("mode", fmt.Sprintf("%04o", uint32(o.Mode.Perm())|specialBits(o.Mode))).
-			Msg("handed over")
+		e.rep.handedOver(name, o)
 	}
-	if scope&perms.ScopeMain != 0 || mainErr != nil {
-		e.refusal(name, name, res.Path, mainErr)
+	e.rep.refusal(name, name, res.Path, mainErr)
+	if res.Resolved {
+		e.rep.refusal(name, name+"/log", res.Path+"/log", logErr)
 	}
-	if scope&perms.ScopeLog != 0 && res.Resolved {
-		e.refusal(name, name+"/log", res.Path+"/log", logErr)
-	}
-}
-
-func (e *engine) refusal(service, key, path string, err error) {
-	if err != nil {
-		msg := err.Error()
-		if e.lastErr[key] != msg {
-			e.lastErr[key] = msg
-			e.log.Warn().Str("service", service).Str("path", path).Err(err).Msg("refused to touch (left as is)")
-		}
-	} else if e.lastErr[key] != "" {
-		delete(e.lastErr, key)
-		e.log.Info().Str("service", service).Str("path", path).Msg("no longer refused")
-	}
-}
-
-func specialBits(m fs.FileMode) uint32 {
-	var b uint32
-	if m&fs.ModeSetuid != 0 {
-		b |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		b |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		b |= 0o1000
-	}
-	return b
 }
 
 // sortedKeys is for deterministic output.

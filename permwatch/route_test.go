@@ -4,51 +4,45 @@ import (
 	"testing"
 
 	"github.com/fsnotify/fsnotify"
-
-	"github.com/hermes-s6/hermes-s6/perms"
 )
 
-// route names the part of the service an event concerns, ignores writes
-// and s6's status churn, and asks for a full pass on the scandir itself.
+// route names the scandir entry an event concerns (the one watch is on the
+// scandir, through /proc/self/fd/N), ignores writes and attribute changes,
+// asks for a full pass only when the scandir itself goes away, and re-reads
+// nothing on an attribute change of the scandir (F5).
 func TestRoute(t *testing.T) {
 	cfg := &Config{Exclude: DefaultExcludes}
-	e := &engine{cfg: cfg, scandir: "/sd", watched: map[string]bool{}}
+	const w = "/proc/self/fd/7"
+	e := &engine{cfg: cfg, scandir: "/sd", watchPath: w}
 	cases := []struct {
-		name string
-		op   fsnotify.Op
-		want perms.Scope // for service "x"
-		full bool
+		name  string
+		op    fsnotify.Op
+		queue bool
+		full  bool
 	}{
-		{"/sd/x", fsnotify.Create, perms.ScopeAll, false},
-		{"/sd/x", fsnotify.Rename, perms.ScopeAll, false},
-		{"/sd/x/supervise", fsnotify.Create, perms.ScopeMain, false},
-		{"/sd/x/supervise", fsnotify.Chmod, perms.ScopeMain, false},
-		{"/sd/x/event", fsnotify.Chmod, perms.ScopeMain, false},
-		{"/sd/x/supervise/control", fsnotify.Create, perms.ScopeMain, false},
-		{"/sd/x/supervise/control", fsnotify.Write, 0, false},
-		{"/sd/x/supervise/status.new", fsnotify.Create, 0, false},
-		{"/sd/x/log", fsnotify.Create, perms.ScopeLog, false},
-		{"/sd/x/log/supervise", fsnotify.Create, perms.ScopeLog, false},
-		{"/sd/x/log/event", fsnotify.Chmod, perms.ScopeLog, false},
-		{"/sd/x/log/supervise/control", fsnotify.Remove, perms.ScopeLog, false},
-		{"/sd/x/log/supervise/control", fsnotify.Write, 0, false},
-		{"/sd/x/run", fsnotify.Create, 0, false},
-		{"/sd", fsnotify.Chmod, 0, true},
+		{w + "/x", fsnotify.Create, true, false},
+		{w + "/x", fsnotify.Rename, true, false},
+		{w + "/x", fsnotify.Remove, true, false},
+		{w + "/x", fsnotify.Chmod, false, false},
+		{w + "/x", fsnotify.Write, false, false},
+		{w + "/.x.tmp", fsnotify.Create, true, false}, // staged slots are prepared too
+		{w + "/.s6-svscan", fsnotify.Create, false, false},
+		{w + "/x/supervise", fsnotify.Create, false, false}, // no such watch: never trusted
+		{"/sd/x", fsnotify.Create, false, false},            // not the watch's name
+		{w, fsnotify.Chmod, false, false},
+		{w, fsnotify.Remove, false, true},
+		{w, fsnotify.Rename, false, true},
 	}
 	for _, c := range cases {
-		pending := map[string]perms.Scope{}
+		e.watchPath = w
+		pending := map[string]bool{}
 		full := e.route(fsnotify.Event{Name: c.name, Op: c.op}, pending)
-		if full != c.full || pending["x"] != c.want || len(pending) > 1 {
-			t.Errorf("%s %v: full %v, pending %v; want full %v, x=%v", c.name, c.op, full, pending, c.full, c.want)
+		queued := len(pending) == 1
+		if full != c.full || queued != c.queue || len(pending) > 1 {
+			t.Errorf("%s %v: full %v, pending %v; want full %v, queued %v", c.name, c.op, full, pending, c.full, c.queue)
 		}
 	}
-	// Scopes merge within a batch; excluded and dot names are dropped.
-	pending := map[string]perms.Scope{}
-	e.route(fsnotify.Event{Name: "/sd/x/supervise/control", Op: fsnotify.Create}, pending)
-	e.route(fsnotify.Event{Name: "/sd/x/log/event", Op: fsnotify.Create}, pending)
-	e.route(fsnotify.Event{Name: "/sd/s6rc-oneshot-runner/supervise", Op: fsnotify.Create}, pending)
-	e.route(fsnotify.Event{Name: "/sd/.gateway-x.tmp/supervise", Op: fsnotify.Create}, pending)
-	if len(pending) != 1 || pending["x"] != perms.ScopeAll {
-		t.Errorf("merged pending %v, want x=ScopeAll only", pending)
+	if e.stats.ScandirAttr != 1 {
+		t.Errorf("scandir attribute changes counted %d, want 1", e.stats.ScandirAttr)
 	}
 }

@@ -32,7 +32,7 @@ func TestParseArgs(t *testing.T) {
 			if c.Resync != 5*time.Minute {
 				t.Errorf("default --resync %v, want 5m (an idle 60 s window must hold no full pass)", c.Resync)
 			}
-			if strings.Join(c.Exclude, ",") != "s6rc-*,s6-linux-*,perm-watcher,profile-follower" {
+			if strings.Join(c.Exclude, ",") != "s6rc-*,s6-linux-*,s6-svscan-log,perm-watcher,profile-follower" {
 				t.Errorf("default excludes %v", c.Exclude)
 			}
 		}},

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hermes-s6/hermes-s6/logging"
 	"github.com/hermes-s6/hermes-s6/permwatch"
 )
 
@@ -32,7 +33,15 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+// logQueue is how many log lines may wait for a slow stderr reader before
+// lines are dropped (and counted) rather than waited for.
+const logQueue = 1024
+
+func run(args []string, stdout, rawStderr io.Writer) int {
+	// Nothing perm-watcher logs is worth delaying a hand-over for: a
+	// stalled log reader costs dropped lines, never a blocked loop.
+	stderr := logging.NewDropWriter(rawStderr, logQueue)
+	defer stderr.Close(time.Second)
 	opts, code, exit := parseArgs(args, os.Geteuid(), stdout, stderr)
 	if exit {
 		return code

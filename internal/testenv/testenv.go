@@ -149,11 +149,28 @@ func AsUser(cmd *exec.Cmd, uid, gid int) *exec.Cmd {
 	return cmd
 }
 
+// TrustedBase is where TempDir makes directories when the tests run as
+// root: a root-owned 0755 directory with only root-owned, non-writable
+// ancestors. perm-watcher and reconcile-profiles refuse a scandir below a
+// directory that others can write, and /tmp (sticky, 1777) is one.
+const TrustedBase = "/run/hermes-s6-test"
+
 // TempDir returns a test directory that the unprivileged test user can reach
-// (t.TempDir's parents are 0700 root's when tests run as root).
+// (t.TempDir's parents are 0700 root's when tests run as root). As root it is
+// below TrustedBase, so a scandir made in it passes the ancestor check.
 func TempDir(t testing.TB) string {
 	t.Helper()
-	d, err := os.MkdirTemp("", "hermes-s6-test-")
+	base := ""
+	if os.Geteuid() == 0 {
+		base = TrustedBase
+		if err := os.MkdirAll(base, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(base, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := os.MkdirTemp(base, "hermes-s6-test-")
 	if err != nil {
 		t.Fatal(err)
 	}
