@@ -3,6 +3,10 @@ package permwatch
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // RunAsUser is perm-watcher in a container started as the user itself
@@ -32,6 +36,21 @@ func RunAsUser(ctx context.Context, cfg Config, euid int) error {
 	if euid != id.UID {
 		return fmt.Errorf("%w: must run as root (it changes the owner of root's s6 files) or as --user %s itself (uid %d, a container started with -u %s); euid is %d",
 			ErrUsage, cfg.User, id.UID, cfg.User, euid)
+	}
+	// The premise: s6-svscan itself runs as the user. s6-linux-init (or
+	// s6-svscan) makes .s6-svscan as whoever runs it, and nothing hands that
+	// directory over (reconcile-profiles hands over only its control and
+	// lock), so its owner tells a -u container from a root one where
+	// someone ran perm-watcher as the user by mistake.
+	svscanDir := filepath.Join(cfg.Scandir, ".s6-svscan")
+	var st unix.Stat_t
+	if err := unix.Lstat(svscanDir, &st); err != nil {
+		return fmt.Errorf("%w: running as %s (uid %d), but s6-svscan's %s cannot be read: %w; run perm-watcher as root, or as the user only in a container started with -u %s",
+			ErrUsage, id.Name, euid, svscanDir, &os.PathError{Op: "lstat", Path: svscanDir, Err: err}, id.Name)
+	}
+	if int(st.Uid) != euid {
+		return fmt.Errorf("%w: must run as root: s6-svscan runs as uid %d here (%s is owned by it), so its supervisors' files need root to hand them over; only in a container started with -u %s does perm-watcher run as the user",
+			ErrUsage, st.Uid, svscanDir, id.Name)
 	}
 	cfg.Log.Info().Str("path", cfg.Scandir).Str("user", id.Name).Int("uid", euid).Str("action", "skipped").Str("reason", "running-as-user").
 		Msg("running as the user itself: s6-svscan and every s6-supervise run as this user too, so their files are the user's already; nothing to hand over")

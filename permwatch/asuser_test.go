@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,8 +36,16 @@ func cpuTicks(t *testing.T, pid int) int {
 func TestRunAsUser(t *testing.T) {
 	uid, gid := testenv.EnsureUser(t)
 	bin := buildBinary(t)
+	// As under -u hermes: s6-svscan made the scandir and .s6-svscan as the user.
 	scandir := testenv.TempDir(t)
+	must(t, os.Mkdir(filepath.Join(scandir, ".s6-svscan"), 0o755))
 	must(t, os.Chown(scandir, uid, gid))
+	must(t, os.Chown(filepath.Join(scandir, ".s6-svscan"), uid, gid))
+	// As in an open-mode root container after reconcile-profiles: the
+	// scandir is the user's, .s6-svscan stays root's (s6-svscan is root).
+	rootScandir := testenv.TempDir(t)
+	must(t, os.Mkdir(filepath.Join(rootScandir, ".s6-svscan"), 0o755))
+	must(t, os.Chown(rootScandir, uid, gid))
 
 	t.Run("as the user: ready, idle, SIGTERM", func(t *testing.T) {
 		r, w, err := os.Pipe()
@@ -86,6 +95,14 @@ func TestRunAsUser(t *testing.T) {
 		out, err := testenv.AsUser(exec.Command(bin, "--scandir", scandir, "--once"), uid, gid).CombinedOutput()
 		if err != nil {
 			t.Fatalf("--once as the user: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("as the user, s6-svscan is root's: exit 100", func(t *testing.T) {
+		out, err := testenv.AsUser(exec.Command(bin, "--scandir", rootScandir, "--once"), uid, gid).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 100 || !strings.Contains(string(out), "must run as root: s6-svscan runs as uid 0") {
+			t.Fatalf("as the user beside a root s6-svscan: %v, want exit 100 and why\n%s", err, out)
 		}
 	})
 

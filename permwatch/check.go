@@ -14,6 +14,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/hermes-s6/hermes-s6/bootlog"
 	"github.com/hermes-s6/hermes-s6/perms"
 )
 
@@ -273,13 +274,17 @@ func Check(cfg Config, out io.Writer) (usable bool, err error) {
 	if !w.may(scandirObj, 1) {
 		fmt.Fprintf(out, "warning: %s is %s: %s cannot even enter the scandir\n", scandirObj.Path, scandirObj.Describe(), w.name)
 	}
-	if ctl := sd.InspectPath(".s6-svscan", "control"); ctl.Exists && !w.may(ctl, 2) {
-		fmt.Fprintf(out, "note: %s is %s: %s cannot run `s6-svscanctl -a` (register a slot); reconcile-profiles hands it over at boot\n",
-			ctl.Path, ctl.Describe(), w.name)
-	}
-
 	usable = true
 	total, bad := 0, 0
+	if problems := checkRegister(sd, scandirObj, w); len(problems) > 0 {
+		usable = false
+		bad++
+		fmt.Fprintf(out, "FAIL  %s: %s cannot register a slot (s6-svscanctl -a %s)\n", sd.Path(), w.name, sd.Path())
+		for _, p := range problems {
+			fmt.Fprintf(out, "      - %s\n", p)
+		}
+	}
+	slotUsable := map[string]bool{}
 	for _, name := range names {
 		if cfg.Excluded(name) {
 			continue
@@ -292,6 +297,9 @@ func Check(cfg Config, out io.Writer) (usable bool, err error) {
 		for _, sv := range views {
 			total++
 			c := evaluate(scandirObj, sv, w, cfg.Policy, self)
+			if sv.Name == name {
+				slotUsable[name] = c.Usable()
+			}
 			if c.Usable() {
 				fmt.Fprintf(out, "ok    %s: %s can read its status, control it and wait on it\n", displayName(c.Name), w.name)
 				continue
@@ -315,6 +323,78 @@ func Check(cfg Config, out io.Writer) (usable bool, err error) {
 			fmt.Fprintf(out, "      %s\n", fixHint)
 		}
 	}
+	if problems, note := checkAnnounced(cfg.HermesHome, self, slotUsable); note != "" {
+		fmt.Fprintf(out, "note: %s\n", note)
+	} else {
+		for _, p := range problems {
+			usable = false
+			bad++
+			fmt.Fprintf(out, "FAIL  %s\n", p)
+		}
+	}
 	fmt.Fprintf(out, "%d service(s) checked, %d not usable by %s\n", total, bad, w.name)
 	return usable, nil
+}
+
+// checkRegister says why w cannot register a slot in open mode: write and
+// search on the scandir (the slot is renamed into it) and write on
+// s6-svscan's control FIFO (s6-svscanctl -a). Both are handed over by
+// reconcile-profiles at boot, so either missing means it did not run or
+// failed, the state in which an s6-overlay that reads the user bundle
+// elsewhere leaves the container: every FIFO root's, no service counted.
+func checkRegister(sd *perms.Scandir, scandir perms.Object, w who) []string {
+	const didItRun = "reconcile-profiles hands it over at boot: did it run? `/command/s6-rc -a list` must list perm-watcher and reconcile-profiles; " +
+		"if they are missing, the s6-rc user bundle is declared where this s6-overlay does not read it (run /usr/lib/hermes-s6/install-user-bundle at image build, see README)"
+	var problems []string
+	if scandir.Err == nil && !w.may(scandir, 3) {
+		problems = append(problems, fmt.Sprintf("%s is %s: %s needs write and search on it to add a slot; %s", scandir.Path, scandir.Describe(), w.name, didItRun))
+	}
+	ctl := sd.InspectPath(".s6-svscan", "control")
+	switch {
+	case ctl.Err != nil:
+		problems = append(problems, fmt.Sprintf("cannot look at %s: %s", ctl.Path, errText(ctl.Err)))
+	case !ctl.Exists:
+		problems = append(problems, fmt.Sprintf("%s does not exist: no s6-svscan is running on %s", ctl.Path, scandir.Path))
+	case !w.may(ctl, 2):
+		problems = append(problems, fmt.Sprintf("%s is %s: %s needs write on it to run s6-svscanctl; %s", ctl.Path, ctl.Describe(), w.name, didItRun))
+	}
+	return problems
+}
+
+// checkAnnounced compares the last boot of HERMES_HOME's boot log with the
+// scandir: every slot it says was started or registered must be there and
+// usable. It reads the log only when not root (self != 0): root never
+// opens a path under HERMES_HOME, which the user can point anywhere. note
+// is set, and problems empty, when the log was not read.
+func checkAnnounced(home string, self int, slotUsable map[string]bool) (problems []string, note string) {
+	if home == "" {
+		return nil, ""
+	}
+	path := filepath.Join(home, bootlog.File)
+	if self == 0 {
+		return nil, fmt.Sprintf("not reading %s as root (run --check as the user to also check the slots the last boot announced)", path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Sprintf("cannot read the boot log %s (%s): has reconcile-profiles run? (--hermes-home if HERMES_HOME is elsewhere)", path, errText(err))
+	}
+	entries, ok := bootlog.LastBoot(string(data))
+	if !ok {
+		return nil, fmt.Sprintf("%s has no profile=default line: reconcile-profiles has not finished a boot pass", path)
+	}
+	for _, e := range entries {
+		if e.Action != bootlog.Started && e.Action != bootlog.Registered {
+			continue
+		}
+		slot := "gateway-" + e.Profile
+		usable, present := slotUsable[slot]
+		switch {
+		case !present:
+			problems = append(problems, fmt.Sprintf("%s: the last boot %s it (%s), but it is not in the scandir (unregistered since, or the scandir was emptied: re-run reconcile-profiles as root or restart the container)",
+				displayName(slot), e.Action, path))
+		case !usable:
+			problems = append(problems, fmt.Sprintf("%s: the last boot %s it, and it is not usable (see above)", displayName(slot), e.Action))
+		}
+	}
+	return problems, ""
 }

@@ -1,10 +1,15 @@
 package permwatch
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/hermes-s6/hermes-s6/bootlog"
 	"github.com/hermes-s6/hermes-s6/perms"
 )
 
@@ -57,5 +62,65 @@ func TestEvaluateGroupPolicy(t *testing.T) {
 		if !strings.Contains(all, want) {
 			t.Errorf("problems lack %q:\n%s", want, all)
 		}
+	}
+}
+
+// TestCheckBrokenContainer: --check must never report success on a broken
+// container. The two states production showed: nothing handed over at all
+// (s6-overlay 3.2.3.0 reading the user bundle elsewhere: no perm-watcher,
+// no reconcile-profiles, the scandir and its control FIFO root's, and not
+// one service to count), and a slot the last boot announced that is gone.
+func TestCheckBrokenContainer(t *testing.T) {
+	f := newFixture(t)
+	f.startSvscan()
+	f.waitFor(5*time.Second, ".s6-svscan/control", func() (bool, string) {
+		_, err := os.Lstat(filepath.Join(f.scandir, ".s6-svscan/control"))
+		return err == nil, fmt.Sprint(err)
+	})
+	bin := buildBinary(t)
+	home := filepath.Join(f.root, "home")
+	must(t, os.MkdirAll(filepath.Join(home, "logs"), 0o755))
+	args := []string{"--check", "--scandir", f.scandir, "--hermes-home", home}
+
+	code, out := runBin(t, bin, true, args...)
+	if code != 1 {
+		t.Fatalf("--check on a never-handed-over scandir: exit %d, want 1\n%s", code, out)
+	}
+	for _, want := range []string{"cannot register a slot", ".s6-svscan/control is prw------- (0600) 0:0", "s6-rc -a list", "install-user-bundle",
+		"needs write and search on it", "0 service(s) checked, 1 not usable"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// Handed over, but the last boot announced slots that are not there.
+	f.handOver()
+	f.register("gateway-alpha")
+	f.waitFor(10*time.Second, "gateway-alpha supervised", func() (bool, string) {
+		_, err := os.Lstat(filepath.Join(f.scandir, "gateway-alpha/log/supervise/control"))
+		return err == nil, fmt.Sprint(err)
+	})
+	stop := f.startWatcher(perms.PolicyOwner)
+	defer stop()
+	f.waitFor(10*time.Second, "gateway-alpha usable", func() (bool, string) { return f.usable(f.svc("gateway-alpha", "gateway-alpha/log")...) })
+	line := func(p, a string) string {
+		return bootlog.Format(bootlog.Entry{Time: time.Now().UTC(), Profile: p, Action: a, PriorExit: "unknown"})
+	}
+	must(t, os.WriteFile(filepath.Join(home, bootlog.File),
+		[]byte(line("ghost", bootlog.Started)+line("default", bootlog.Started)+ // an older boot
+			line("alpha", bootlog.Started)+line("bad name", bootlog.Skipped)+line("default", bootlog.Registered)), 0o644))
+	code, out = runBin(t, bin, true, args...)
+	if code != 1 || !strings.Contains(out, "FAIL  gateway-default: the last boot registered it") || strings.Contains(out, "ghost") ||
+		strings.Contains(out, "FAIL  gateway-alpha") {
+		t.Fatalf("--check with a missing announced slot: exit %d, want 1 naming gateway-default only\n%s", code, out)
+	}
+	// As root, the boot log is not read (root never opens HERMES_HOME).
+	if code, out := runBin(t, bin, false, args...); !strings.Contains(out, "not reading "+filepath.Join(home, bootlog.File)+" as root") {
+		t.Errorf("--check as root: exit %d\n%s", code, out)
+	}
+	f.register("gateway-default")
+	f.waitFor(10*time.Second, "gateway-default usable", func() (bool, string) { return f.usable(f.svc("gateway-default", "gateway-default/log")...) })
+	if code, out := runBin(t, bin, true, args...); code != 0 {
+		t.Fatalf("--check on a healthy scandir: exit %d, want 0\n%s", code, out)
 	}
 }

@@ -114,6 +114,9 @@ type Config struct {
 	// DegradedInterval is the period of full passes when inotify watches
 	// cannot be added (ENOSPC/EMFILE); 0 means DefaultDegradedInterval.
 	DegradedInterval time.Duration
+	// HermesHome is read only by Check, as a non-root user: the slots its
+	// boot log announced must be there and usable ("" skips that check).
+	HermesHome string
 	// Ready is called once, after the first full pass (s6 readiness).
 	Ready func()
 	Log   zerolog.Logger

@@ -73,6 +73,13 @@ cannot fully use; 100 wrong usage (bad flag, unknown user, neither root nor the 
 First aid when 's6-svc' says "Permission denied": perm-watcher --check
 `
 
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
 type stringList []string
 
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
@@ -121,6 +128,7 @@ func parseArgs(args []string, euid int, stdout, stderr io.Writer) (opts options,
 		excludes  stringList
 		noDefault = fs.Bool("no-default-excludes", false, "do not exclude "+strings.Join(permwatch.DefaultExcludes, ", ")+" by default")
 		once      = fs.Bool("once", false, "one full pass, then exit (as root)")
+		home      = fs.String("hermes-home", envOr("HERMES_HOME", "/opt/data"), "HERMES_HOME (env HERMES_HOME); --check, run as the user, reads its logs/container-boot.log: every slot the last boot announced must be there and usable")
 		check     = fs.Bool("check", false, "change nothing: report, per service, whether the user can read its status, control it and wait on it, and why not (exit 1 if not); works as any user")
 		notifyFD  = fs.Int("notify-fd", -1, "write a newline to this fd once the first full pass is done (s6 readiness: services that existed at start are usable by then), then close it")
 		resync    = fs.Duration("resync", permwatch.DefaultResync,
@@ -198,6 +206,7 @@ func parseArgs(args []string, euid int, stdout, stderr io.Writer) (opts options,
 			Once:             *once,
 			Resync:           *resync,
 			DegradedInterval: *degraded,
+			HermesHome:       *home,
 			Log:              log,
 		},
 		check:    *check,
