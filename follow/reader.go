@@ -1,7 +1,6 @@
 package follow
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -22,25 +21,25 @@ import (
 // it is long so that an idle reader stays at zero CPU time over a minute.
 const DefaultResync = 5 * time.Minute
 
-// ReaderConfig is the reader's side (running as the user).
+// ReaderConfig is the reader's follow loop (running as the user).
 type ReaderConfig struct {
 	HermesHome string
 	Getenv     func(string) string
 	Argv       []string // the container's stripped argv (nil when unknown)
-	Migrated   bool     // see DecideInput
 	MaxRecords int      // sends at most this many records (root's cap)
 	Resync     time.Duration
 	Out        io.Writer // to root
-	In         io.Reader // root's answers; EOF means root is gone
-	// OnApplied, if set, is called once, after root answered "done" to the
-	// first snapshot, with the decisions of that snapshot and the names
-	// root could not publish (the boot log is written there).
-	OnApplied func(ds []Decision, failed map[string]bool)
-	Log       zerolog.Logger
+	// Sent is the last snapshot already sent (by the boot pass), encoded.
+	Sent string
+	Log  zerolog.Logger
 }
 
 // Reader watches HERMES_HOME and sends root a snapshot whenever the
-// decisions change. It returns when ctx ends or root closes its end.
+// decisions change. It returns when ctx ends.
+//
+// The decisions are profile.Decide's, the same as the boot pass's; the
+// watches are on HERMES_HOME, profiles/ and every entry of profiles/ (so
+// that SOUL.md appearing in an existing directory is seen).
 func Reader(ctx context.Context, cfg ReaderConfig) error {
 	if cfg.MaxRecords <= 0 {
 		cfg.MaxRecords = DefaultMaxRecords
@@ -48,24 +47,10 @@ func Reader(ctx context.Context, cfg ReaderConfig) error {
 	if cfg.Resync == 0 {
 		cfg.Resync = DefaultResync
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	answers := make(chan string, 64)
-	go func() {
-		// Root's answers; its end closing means root is gone: stop.
-		defer cancel()
-		sc := bufio.NewScanner(cfg.In)
-		for sc.Scan() {
-			select {
-			case answers <- sc.Text():
-			default:
-			}
-		}
-	}()
-
 	w, err := fsnotify.NewBufferedWatcher(1024)
 	if err != nil {
 		cfg.Log.Error().Err(err).Msg("inotify unavailable: re-reading HERMES_HOME every second instead")
+		w = nil
 	}
 	var events chan fsnotify.Event
 	var errs chan error
@@ -85,38 +70,37 @@ func Reader(ctx context.Context, cfg ReaderConfig) error {
 	home := filepath.Clean(cfg.HermesHome)
 	pdir := filepath.Join(home, profile.ProfilesDir)
 
-	var last string
-	first := true
-	var firstDecisions []Decision
-	failed := map[string]bool{}
+	last := cfg.Sent
+	warned := false
 	pass := func() error {
 		// Watches before reading: nothing created after the listing is
 		// missed.
 		watch(home)
 		watch(pdir)
-		ds := Decide(DecideInput{HermesHome: home, Getenv: cfg.Getenv, Argv: cfg.Argv, Migrated: cfg.Migrated})
 		live := map[string]bool{home: true, pdir: true}
-		var snap Snapshot
-		for _, d := range ds {
-			if d.Name != profile.DefaultName {
-				if d.Skip != profile.SkipInvalidName {
-					live[d.Dir] = true
-					watch(d.Dir)
-				}
+		cands, _ := profile.Candidates(home)
+		for _, c := range cands {
+			if len(watched) > 4*cfg.MaxRecords {
+				break // the rest is found by the events on profiles/ and the resync
 			}
-			if d.Skip != "" {
+			live[c.Dir] = true
+			watch(c.Dir)
+		}
+		slots := profile.Decide(profile.Options{Home: home, Getenv: cfg.Getenv, Argv: cfg.Argv}).Slots()
+		snap := make(Snapshot, 0, min(len(slots), cfg.MaxRecords))
+		dropped := 0
+		for _, sl := range slots {
+			if sl.Name != profile.DefaultName && len(snap) >= cfg.MaxRecords-1 {
+				dropped++
 				continue
 			}
-			if len(snap) >= cfg.MaxRecords-1 && d.Name != profile.DefaultName {
-				continue
-			}
-			snap = append(snap, Record{Name: d.Name, Autostart: d.Autostart})
+			snap = append(snap, Record{Name: sl.Name, Autostart: sl.Autostart})
 		}
-		if n := countSlots(ds); n > len(snap) {
-			cfg.Log.Warn().Int("profiles", n).Int("max", cfg.MaxRecords).
-				Msg("more profiles than sealed mode's cap: only the first ones (by name) get a slot")
+		if dropped > 0 && !warned {
+			warned = true
+			cfg.Log.Warn().Int("profiles", len(slots)-1).Int("max", cfg.MaxRecords-1).Int("dropped", dropped).
+				Msg("more profiles than sealed mode's cap: only the first ones (by name) get a slot (raise --max-profiles)")
 		}
-		// Directories that are no longer profiles lose their watch.
 		for p := range watched {
 			if !live[p] && w != nil {
 				_ = w.Remove(p)
@@ -127,14 +111,10 @@ func Reader(ctx context.Context, cfg ReaderConfig) error {
 		if err := Encode(&b, snap); err != nil {
 			return err
 		}
-		if first {
-			firstDecisions = ds
-		}
-		if b.String() == last && !first {
+		if b.String() == last {
 			return nil
 		}
 		last = b.String()
-		first = false
 		_, err := io.WriteString(cfg.Out, last)
 		return err
 	}
@@ -158,15 +138,6 @@ func Reader(ctx context.Context, cfg ReaderConfig) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case a := <-answers:
-			if name, ok := strings.CutPrefix(a, "fail "); ok {
-				failed[name] = true
-			}
-			if a == "done 1" && cfg.OnApplied != nil && firstDecisions != nil {
-				cfg.OnApplied(firstDecisions, failed)
-				firstDecisions = nil
-			}
-			continue
 		case ev, ok := <-events:
 			if !ok {
 				return errors.New("inotify event channel closed")
@@ -194,16 +165,6 @@ func Reader(ctx context.Context, cfg ReaderConfig) error {
 			}
 		}
 	}
-}
-
-func countSlots(ds []Decision) int {
-	n := 0
-	for _, d := range ds {
-		if d.Skip == "" {
-			n++
-		}
-	}
-	return n
 }
 
 // relevant reports whether an event can change a decision that matters at

@@ -172,6 +172,9 @@ func TestRootAppliesSnapshotsAndKeepsSlotsWhenTheReaderDies(t *testing.T) {
 	// The new reader's first snapshot is the truth: alpha goes.
 	g.send(t, "snapshot\np default 1\nend\n")
 	h.waitSlots("gateway-default")
+	for deadline := time.Now().Add(5 * time.Second); h.prunes.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if h.prunes.Load() == 0 {
 		t.Error("slot removed without asking s6-svscan to prune")
 	}

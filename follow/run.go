@@ -1,6 +1,7 @@
 package follow
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -12,11 +13,11 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
-	"github.com/hermes-s6/hermes-s6/bootlog"
 	"github.com/hermes-s6/hermes-s6/identity"
 	"github.com/hermes-s6/hermes-s6/mode"
 	"github.com/hermes-s6/hermes-s6/perms"
 	"github.com/hermes-s6/hermes-s6/profile"
+	"github.com/hermes-s6/hermes-s6/reconcile"
 	"github.com/hermes-s6/hermes-s6/s6"
 )
 
@@ -91,6 +92,7 @@ func RunFollower(ctx context.Context, cfg FollowerConfig) error {
 		cfg.MaxRecords = DefaultMaxRecords
 	}
 	args := []string{"--internal-reader", "--hermes-home", cfg.HermesHome, "--proc", cfg.Proc,
+		"--scandir", cfg.Scandir, "--user", id.Name, "--mode", string(mode.Sealed),
 		"--max-profiles", strconv.Itoa(cfg.MaxRecords - 1)}
 	if cfg.LogLevel != "" {
 		args = append(args, "--log-level", cfg.LogLevel)
@@ -141,101 +143,60 @@ func checkSealedScandir(scandir string) error {
 // ReaderMainConfig is the hidden reader process (reconcile-profiles
 // --internal-reader), started by RunFollower as the user.
 type ReaderMainConfig struct {
-	HermesHome string
-	Proc       string
+	// Pass is the boot pass's configuration (HermesHome, Scandir, User,
+	// CommandDir, GatewayHome, Proc, Getenv, Log...): the reader runs that
+	// same pass on its boot run, with a Sink instead of the scandir.
+	Pass       reconcile.Config
 	MaxRecords int // named profiles; the default one comes on top
 	Boot       bool
-	Getenv     func(string) string
-	Now        func() time.Time
-	In         io.Reader
-	Out        io.Writer
-	Log        zerolog.Logger
+	In         io.Reader // root's answers; EOF: root is gone
+	Out        io.Writer // snapshots to root
 }
 
 // RunReader is the reader process. It refuses to run as root: it reads
-// HERMES_HOME, which root never does. On the boot run it also does the
-// boot pass's one-time work (legacy migration, stale runtime files) and,
-// once root has applied the first snapshot, appends the boot log (whose
-// profile=default line is the "boot is done" signal, as in open mode).
+// HERMES_HOME, which root never does. On the boot run it is the boot pass
+// (reconcile.Pass: decisions, legacy migration, stale runtime files, boot
+// log) whose slots go to root as the first snapshot; the boot log is
+// appended once root has applied it, so that its profile=default line
+// still means "boot is done". Then it follows HERMES_HOME (Reader).
 func RunReader(ctx context.Context, cfg ReaderMainConfig) error {
 	if os.Geteuid() == 0 {
 		return fmt.Errorf("%w: the reader reads HERMES_HOME and must not run as root", ErrUsage)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	pc := cfg.Pass
+	if err := pc.Validate(); err != nil {
+		return err
 	}
-	unix.Umask(0o022)
-	argv, found := profile.StripArgv(profile.ContainerArgv(cfg.Proc))
+	log := pc.Log
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	answers := make(chan string, 64)
+	go func() {
+		// Root's end closing means root is gone: stop.
+		defer cancel()
+		defer close(answers)
+		sc := bufio.NewScanner(cfg.In)
+		for sc.Scan() {
+			select {
+			case answers <- sc.Text():
+			default: // only the boot pass waits for answers
+			}
+		}
+	}()
+	argv, found := profile.StripArgv(profile.ContainerArgv(pc.Proc))
 	if !found {
 		argv = nil
 	}
-	migrated := false
-	now := cfg.Now()
-	if cfg.Boot && !profile.IsDashboard(argv) {
-		home := cfg.HermesHome
-		if profile.ReadState(home).Reason == profile.NoStateMissing && profile.StateMissing(home) &&
-			!profile.Truthy(cfg.Getenv("HERMES_GATEWAY_NO_SUPERVISE")) && profile.IsLegacyGateway(argv) {
-			migrated = true
-			if err := profile.WriteMigratedState(home, now); err != nil {
-				cfg.Log.Error().Str("profile", profile.DefaultName).Err(err).
-					Msg("legacy migration: state not written; the default gateway starts anyway for this boot")
-			} else {
-				cfg.Log.Info().Str("profile", profile.DefaultName).Str("action", "migrated").Str("reason", "legacy-container-cmd").
-					Msg("legacy migration: the container command is a supervised gateway run, state written as running")
-			}
+	max := cfg.MaxRecords + 1
+	sent := ""
+	if cfg.Boot {
+		sink := &rootSink{scandir: pc.Scandir, out: cfg.Out, answers: answers, timeout: 5 * time.Minute, max: max}
+		pc.Sink = sink
+		if _, err := reconcile.Pass(ctx, pc, argv); err != nil {
+			log.Error().Err(err).Msg("boot pass")
 		}
+		sent = sink.sent
 	}
-	if cfg.Boot && !profile.IsDashboard(argv) {
-		// Before the first snapshot: a gateway that root starts must not
-		// lose its fresh pid file to this clean-up.
-		for _, d := range Decide(DecideInput{HermesHome: cfg.HermesHome, Getenv: cfg.Getenv, Argv: argv, Migrated: migrated}) {
-			if d.Skip != "" {
-				continue
-			}
-			if removed, err := profile.RemoveStale(d.Dir); err != nil {
-				cfg.Log.Warn().Str("profile", d.Name).Err(err).Msg("stale runtime file not removed")
-			} else if len(removed) > 0 {
-				cfg.Log.Debug().Str("profile", d.Name).Strs("removed", removed).Msg("stale runtime files removed")
-			}
-		}
-	}
-	rc := ReaderConfig{
-		HermesHome: cfg.HermesHome,
-		Getenv:     cfg.Getenv,
-		Argv:       argv,
-		Migrated:   migrated,
-		MaxRecords: cfg.MaxRecords + 1,
-		Out:        cfg.Out,
-		In:         cfg.In,
-		Log:        cfg.Log,
-	}
-	if cfg.Boot && !profile.IsDashboard(argv) {
-		rc.OnApplied = func(ds []Decision, failed map[string]bool) {
-			entries := make([]bootlog.Entry, 0, len(ds))
-			for _, d := range ds {
-				if d.Skip == SkipNotProfile {
-					continue
-				}
-				e := bootlog.Entry{Time: now, Profile: d.Name, PriorState: d.PriorState, PriorExit: profile.ExitUnknown}
-				switch {
-				case d.Skip != "":
-					e.Action, e.Reason = bootlog.Skipped, d.Skip
-				case failed[d.Name]:
-					e.Action, e.Reason = bootlog.Error, "publish-failed"
-				case d.Autostart:
-					e.Action = bootlog.Started
-				default:
-					e.Action = bootlog.Registered
-				}
-				if d.Skip == "" {
-					e.PriorExit = profile.PriorExit(d.Dir)
-				}
-				entries = append(entries, e)
-			}
-			if err := bootlog.Append(cfg.HermesHome, entries); err != nil {
-				cfg.Log.Error().Err(err).Msg("boot log not written")
-			}
-		}
-	}
-	return Reader(ctx, rc)
+	return Reader(ctx, ReaderConfig{HermesHome: pc.HermesHome, Getenv: pc.Getenv, Argv: argv,
+		MaxRecords: max, Out: cfg.Out, Sent: sent, Log: log})
 }

@@ -153,8 +153,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	switch {
 	case internalReader:
-		err = follow.RunReader(ctx, follow.ReaderMainConfig{HermesHome: cfg.HermesHome, Proc: cfg.Proc,
-			MaxRecords: maxProfiles, Boot: internalBoot, Getenv: os.Getenv, In: os.Stdin, Out: os.Stdout, Log: log})
+		cfg.Out = io.Discard
+		err = follow.RunReader(ctx, follow.ReaderMainConfig{Pass: cfg, MaxRecords: maxProfiles, Boot: internalBoot,
+			In: os.Stdin, Out: os.Stdout})
 	case followFlag:
 		fc := follow.FollowerConfig{Mode: m, HermesHome: cfg.HermesHome, Scandir: cfg.Scandir, User: cfg.User,
 			CommandDir: cfg.CommandDir, GatewayHome: cfg.GatewayHome, Proc: cfg.Proc, MaxRecords: maxProfiles + 1,
