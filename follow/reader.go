@@ -73,6 +73,14 @@ func Reader(ctx context.Context, cfg ReaderConfig) error {
 	last := cfg.Sent
 	warned := false
 	pass := func() error {
+		if w != nil {
+			// fsnotify drops the watches of directories that went away:
+			// start from its list, so that they are added again.
+			clear(watched)
+			for _, p := range w.WatchList() {
+				watched[p] = true
+			}
+		}
 		// Watches before reading: nothing created after the listing is
 		// missed.
 		watch(home)
@@ -143,6 +151,7 @@ func Reader(ctx context.Context, cfg ReaderConfig) error {
 				return errors.New("inotify event channel closed")
 			}
 			again = relevant(ev, home, pdir)
+			forgetMoved(w, watched, ev)
 		case err := <-errs:
 			cfg.Log.Warn().Err(err).Msg("inotify error: re-reading everything")
 			again = true
@@ -155,6 +164,7 @@ func Reader(ctx context.Context, cfg ReaderConfig) error {
 			select {
 			case ev := <-events:
 				again = relevant(ev, home, pdir) || again
+				forgetMoved(w, watched, ev)
 			default:
 				break drain
 			}
@@ -163,6 +173,23 @@ func Reader(ctx context.Context, cfg ReaderConfig) error {
 			if err := pass(); err != nil {
 				return fmt.Errorf("writing to root: %w", err)
 			}
+		}
+	}
+}
+
+// forgetMoved drops the watch of a watched directory that was renamed or
+// removed: inotify watches follow the inode, so a directory renamed away
+// would still be watched under its old name, and whatever takes that name
+// (another directory, a symlink) would not be. The next pass adds a watch
+// on what the name is now.
+func forgetMoved(w *fsnotify.Watcher, watched map[string]bool, ev fsnotify.Event) {
+	if !ev.Has(fsnotify.Rename) && !ev.Has(fsnotify.Remove) {
+		return
+	}
+	for _, p := range []string{ev.Name} {
+		if watched[p] {
+			_ = w.Remove(p)
+			delete(watched, p)
 		}
 	}
 }
