@@ -20,8 +20,8 @@
 //	rss:   the follower's VmRSS with -rss profiles (a scandir without
 //	       s6-svscan, so that 2,000 supervisors are not started for it).
 //
-// The scandir and HERMES_HOME are made in -dir (default /dev/shm, a tmpfs
-// as production's /run is).
+// The scandir and HERMES_HOME are made in -dir (default /run, a tmpfs
+// as in production; every ancestor of a scandir must be root-only).
 package main
 
 import (
@@ -57,7 +57,7 @@ func main() {
 	del := flag.Int("del", 20, "profiles deleted one at a time")
 	idle := flag.Duration("idle", 60*time.Second, "idle period for the CPU measurement")
 	rssN := flag.Int("rss", 1000, "profiles for the RSS measurement (0: skip)")
-	dir := flag.String("dir", "/dev/shm", "where the scandir and HERMES_HOME are made")
+	dir := flag.String("dir", "/run", "where the scandir and HERMES_HOME are made (a tmpfs whose ancestors only root can write, as production's /run)")
 	flag.Parse()
 	if *bin == "" || os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "usage: run as root with -bin <reconcile-profiles>")
@@ -147,7 +147,11 @@ func (w *world) startFollower(bin string) error {
 	go func() { _, err := bufio.NewReader(pr).ReadString('\n'); done <- err }()
 	select {
 	case err := <-done:
-		return err
+		if err != nil {
+			b, _ := os.ReadFile(filepath.Join(w.base, "follower.log"))
+			return fmt.Errorf("follower readiness: %w; its log:\n%s", err, b)
+		}
+		return nil
 	case <-time.After(60 * time.Second):
 		return errors.New("follower not ready within 60s")
 	}
