@@ -225,3 +225,63 @@ func TestSealedLifecycleRealS6(t *testing.T) {
 	waitFor(t, "gateway-gamma back", 5*time.Second, func() bool { return exists(filepath.Join(gamma, "supervise", "status")) })
 	_ = f
 }
+
+// TestSealedIgnoredAsUser: in a container started as hermes (-u hermes)
+// there is nothing to seal; the follower says so, signals readiness and
+// idles, and the boot oneshot does the open pass.
+func TestSealedIgnoredAsUser(t *testing.T) {
+	e := newEnv(t, "s6-svscan")
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := testenv.AsUser(exec.Command(e.bin, "--follow", "--mode", "sealed", "--notify-fd", "3", "--hermes-home", e.home,
+		"--scandir", e.scandir), e.uid, e.gid)
+	logs := &lockedBuffer{}
+	cmd.Stderr = logs
+	cmd.ExtraFiles = []*os.File{pw}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	got := make(chan error, 1)
+	go func() { _, err := bufio.NewReader(pr).ReadString('\n'); got <- err }()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatalf("no readiness: %v\n%s", err, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no readiness within 10s:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "meaningless") {
+		t.Errorf("no warning that sealed mode is ignored:\n%s", logs.String())
+	}
+	// The oneshot, as the user, in sealed mode: the open pass, with a warning.
+	os.Chown(e.scandir, e.uid, e.gid)
+	c2 := testenv.AsUser(exec.Command(e.bin, "--mode", "sealed", "--hermes-home", e.home, "--scandir", e.scandir,
+		"--command-dir", e.cmdDir, "--proc", e.proc, "--s6-basedir", e.basedir), e.uid, e.gid)
+	c2.Env = e.environ()
+	out, err := c2.CombinedOutput()
+	if err != nil {
+		t.Fatalf("oneshot as the user in sealed mode: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "meaningless") || !exists(filepath.Join(e.scandir, "gateway-alpha")) {
+		t.Errorf("oneshot as the user: want the open pass with a warning:\n%s", out)
+	}
+}
+
+// TestModeUnknownRefused: a typo in HERMES_S6_MODE stops the boot (exit
+// 100) instead of leaving a container open that was meant to be sealed.
+func TestModeUnknownRefused(t *testing.T) {
+	bin := buildBinary(t)
+	for _, args := range [][]string{{"--follow"}, {}} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = []string{"HERMES_S6_MODE=seal", "PATH=/usr/bin:/bin"}
+		out, _ := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != 100 || !strings.Contains(string(out), "HERMES_S6_MODE") {
+			t.Errorf("%v with HERMES_S6_MODE=seal: exit %d, %s", args, cmd.ProcessState.ExitCode(), out)
+		}
+	}
+}
