@@ -297,7 +297,7 @@ func (r *root) slots() (map[string]bool, error) {
 	out := map[string]bool{}
 	for _, e := range ents {
 		n := e.Name()
-		if strings.HasPrefix(n, "."+slot.Prefix) && strings.HasSuffix(n, ".tmp") {
+		if strings.HasPrefix(n, slot.TmpPrefix) && strings.HasSuffix(n, ".tmp") {
 			// A staging directory left by a crash: ours (the scandir is
 			// root's in sealed mode), never renamed in, so never scanned.
 			_ = os.RemoveAll(filepath.Join(r.cfg.Scandir, n))
@@ -397,6 +397,15 @@ func (r *root) apply(d *delivery) time.Duration {
 		}
 	}
 	r.answer(d, fails, throttled)
+	if len(fails) > 0 && !throttled {
+		// A slot that could not be made is tried again (each try costs
+		// from the change budget), without waiting for the reader.
+		r.count(func(s *Stats) { s.Throttled++ })
+		if !r.ready {
+			r.signalReady()
+		}
+		return time.Second
+	}
 	if !throttled {
 		r.pending = nil
 		if !r.ready {

@@ -683,6 +683,14 @@ func (e *engine) exclude(id perms.ServiceID) bool {
 // handle re-reads one scandir entry: makes what s6-supervise would make
 // and is missing, and hands over what s6-supervise made.
 func (e *engine) handle(name string) {
+	if e.cfg.Policy == perms.PolicySealed && strings.HasPrefix(name, ".") {
+		// Sealed mode: a dot entry is a slot being staged by root's
+		// follower (reconcile-profiles --follow), which prepares it
+		// itself before the rename; preparing it here too would race it
+		// (each refuses what the other just made). The user cannot make
+		// dot entries there: the scandir is root's.
+		return
+	}
 	e.stats.Handles++
 	base := filepath.Join(e.scandir, name)
 	if e.sd == nil {

@@ -107,7 +107,8 @@ func setup(dir string, withSvscan bool) (*world, error) {
 	}
 	os.MkdirAll(filepath.Join(w.scandir, ".s6-svscan"), 0o755)
 	if withSvscan {
-		w.svscan = exec.Command("s6-svscan", "-t0", w.scandir)
+		// -c: room for 1,000 slots and their loggers (s6 2.11 defaults to fewer).
+		w.svscan = exec.Command("s6-svscan", "-t0", "-c", "4096", w.scandir)
 		w.svscan.Env = w.env()
 		w.svscan.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		if err := w.svscan.Start(); err != nil {
@@ -215,7 +216,7 @@ func helper(args []string) error {
 	out := bufio.NewWriter(os.Stdout)
 	defer out.Flush()
 	wait := func(name string, start time.Time) error {
-		deadline := start.Add(30 * time.Second)
+		deadline := start.Add(120 * time.Second)
 		for {
 			err := svcU(scandir, name)
 			if err == nil {
@@ -226,7 +227,7 @@ func helper(args []string) error {
 				eacces++
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("%s: not usable after 30s: %v", name, err)
+				return fmt.Errorf("%s: not usable after 120s: %v", name, err)
 			}
 			time.Sleep(time.Millisecond)
 		}
