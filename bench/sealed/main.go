@@ -39,9 +39,15 @@ import (
 	"time"
 
 	"github.com/hermes-s6/hermes-s6/identity"
+	"github.com/hermes-s6/hermes-s6/perms"
+	"github.com/hermes-s6/hermes-s6/s6"
+	"github.com/hermes-s6/hermes-s6/slot"
 )
 
 const helperEnv = "SEALED_BENCH_HELPER"
+
+// keepLog is -keep-log.
+var keepLog string
 
 func main() {
 	if os.Getenv(helperEnv) != "" {
@@ -53,15 +59,23 @@ func main() {
 	}
 	bin := flag.String("bin", "", "reconcile-profiles binary")
 	seq := flag.Int("seq", 200, "profiles created one at a time")
+	floor := flag.Int("floor", 50, "slots published directly by root, one at a time, without the follower (the s6 floor under the same load; 0: skip)")
 	burst := flag.Int("burst", 300, "profiles created at once")
 	del := flag.Int("del", 20, "profiles deleted one at a time")
 	idle := flag.Duration("idle", 60*time.Second, "idle period for the CPU measurement")
 	rssN := flag.Int("rss", 1000, "profiles for the RSS measurement (0: skip)")
+	flag.StringVar(&keepLog, "keep-log", "", "copy the follower's log (level info) of the latency run to this file")
 	dir := flag.String("dir", "/run", "where the scandir and HERMES_HOME are made (a tmpfs whose ancestors only root can write, as production's /run)")
 	flag.Parse()
 	if *bin == "" || os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "usage: run as root with -bin <reconcile-profiles>")
 		os.Exit(100)
+	}
+	if *floor > 0 {
+		if err := runFloor(*dir, *floor); err != nil {
+			fmt.Fprintln(os.Stderr, "sealed bench: floor:", err)
+			os.Exit(111)
+		}
 	}
 	if err := run(*bin, *dir, *seq, *burst, *del, *idle, *rssN); err != nil {
 		fmt.Fprintln(os.Stderr, "sealed bench:", err)
@@ -135,7 +149,7 @@ func (w *world) startFollower(bin string) error {
 	}
 	w.follower = exec.Command(bin, "--follow", "--mode", "sealed", "--notify-fd", "3", "--hermes-home", w.home,
 		"--scandir", w.scandir, "--command-dir", w.cmdDir, "--gateway-home", w.home, "--proc", filepath.Join(w.base, "noproc"),
-		"--log-level", "warn", "--max-profiles", "1000")
+		"--log-level", logLevel(), "--max-profiles", "1000")
 	w.follower.Env = w.env()
 	w.follower.ExtraFiles = []*os.File{pw}
 	logf, _ := os.Create(filepath.Join(w.base, "follower.log"))
@@ -158,7 +172,19 @@ func (w *world) startFollower(bin string) error {
 	}
 }
 
+func logLevel() string {
+	if keepLog != "" {
+		return "info"
+	}
+	return "warn"
+}
+
 func (w *world) close() {
+	if keepLog != "" && w.svscan != nil {
+		if b, err := os.ReadFile(filepath.Join(w.base, "follower.log")); err == nil {
+			_ = os.WriteFile(keepLog, b, 0o644)
+		}
+	}
 	if w.follower != nil {
 		w.follower.Process.Signal(syscall.SIGTERM)
 		w.follower.Wait()
@@ -434,6 +460,53 @@ func run(bin, dir string, seq, burst, del int, idle time.Duration, rssN int) err
 		fmt.Printf("RSS with %d profiles (%d slots, no supervisors): follower (root) %d KiB, reader (hermes) %d KiB\n",
 			rssN, len(m), rssKiB(w2.follower.Process.Pid), rssKiB(childOf(w2.follower.Process.Pid)))
 	}
+	return nil
+}
+
+// runFloor publishes n slots one at a time as root, the way the follower
+// does (the slot template, supervise/ prepared by package perms, rename,
+// rescan) but without inotify, the reader or the pipe, and times each until
+// the control write succeeds: what s6 itself costs on this machine now.
+func runFloor(dir string, n int) error {
+	w, err := setup(dir, true)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	sd, err := perms.OpenScandir(w.scandir)
+	if err != nil {
+		return err
+	}
+	defer sd.Close()
+	owner := perms.Owner{UID: w.id.UID, GID: w.id.GID}
+	var ds []time.Duration
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("f%d", i)
+		start := time.Now()
+		pub, err := slot.NewPublisher(w.scandir, false)
+		if err != nil {
+			return err
+		}
+		pub.BeforeRename = func(staging string) error {
+			_, err := sd.Prepare(staging, owner, perms.PolicySealed, perms.ScopeAll)
+			return err
+		}
+		if _, err := pub.Publish(slot.Spec{Name: name, User: "hermes", CommandDir: w.cmdDir, Home: w.home, Down: true}); err != nil {
+			return err
+		}
+		if err := s6.Rescan(w.scandir); err != nil {
+			return err
+		}
+		for svcU(w.scandir, name) != nil {
+			if time.Since(start) > 120*time.Second {
+				return fmt.Errorf("%s: not usable after 120s", name)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		ds = append(ds, time.Since(start))
+	}
+	fmt.Printf("floor: root publishes a slot and rescans -> first successful control write, no follower (n=%d): p50 %s  p99 %s  max %s\n",
+		len(ds), ms(percentile(ds, 0.5)), ms(percentile(ds, 0.99)), ms(percentile(ds, 1)))
 	return nil
 }
 
