@@ -52,8 +52,24 @@ demo-clean: ## remove the demo container and its volume
 e2e: ## only the Docker e2e suite (TestMain builds the images)
 	$(GO) test -count=1 -timeout 15m -v ./e2e/
 
-bench: build ## reproduce BENCHMARKS.md (needs root and s6; run on an idle machine)
+# BENCH_BEFORE=<git revision>: also measure that revision's reconcile-profiles
+# beside the current one, on the same inputs (built into $(BIN)/before/).
+BENCH_BEFORE ?=
+
+bench: build ## reproduce BENCHMARKS.md (needs root and s6; hyperfine for whole-process runs; idle machine)
 	$(GO) test -run '^$$' -bench BenchmarkPass -benchtime 10x ./reconcile/
+	@if [ -n "$(BENCH_BEFORE)" ]; then \
+	  set -e; rm -rf $(BIN)/before-src; mkdir -p $(BIN)/before-src $(BIN)/before; \
+	  git archive $(BENCH_BEFORE) | tar -x -C $(BIN)/before-src; \
+	  (cd $(BIN)/before-src && CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o ../before/ ./cmd/reconcile-profiles); \
+	  rm -rf $(BIN)/before-src; \
+	fi
+	@if command -v hyperfine >/dev/null; then \
+	  $(GO) run ./bench/reconcile -strace -bin $(BIN)/reconcile-profiles $(if $(BENCH_BEFORE),-before $(BIN)/before/reconcile-profiles); \
+	else \
+	  echo '*** hyperfine is not installed (apt-get install hyperfine):'; \
+	  echo '*** the whole-process runs of reconcile-profiles were NOT measured.'; \
+	fi
 	$(GO) run ./bench/permwatcher -bin $(BIN)/perm-watcher
 
 clean:

@@ -368,6 +368,9 @@ func (r *root) apply(d *delivery) time.Duration {
 		}
 		ev.Str("profile", rec.Name).Str("path", res.Path).Str("change", res.Summary()).Bool("autostart", rec.Autostart).Msg("slot published")
 	}
+	if err := pub.Close(); err != nil {
+		r.log.Warn().Err(err).Str("path", r.cfg.Scandir+"/"+slot.SharedName).Msg("could not remove the shared slot files (a dot directory: s6-svscan ignores it)")
+	}
 	if created > 0 {
 		if err := r.cfg.Rescan(r.cfg.Scandir); err != nil {
 			r.log.Error().Err(err).Str("path", r.cfg.Scandir).Msg("rescan failed: new slots are picked up at s6-svscan's next scan")

@@ -43,6 +43,9 @@ func (s *rootSink) Publish(spec slot.Spec) (slot.Result, error) {
 	return slot.Result{Path: filepath.Join(s.scandir, slot.DirName(spec.Name)), Created: true}, nil
 }
 
+// Close implements reconcile.Sink: nothing is kept anywhere.
+func (s *rootSink) Close() error { return nil }
+
 func (s *rootSink) Commit(ctx context.Context) (map[string]string, error) {
 	s.mu.Lock()
 	snap := append(Snapshot(nil), s.snap...)

@@ -124,3 +124,30 @@ func TestCheckBrokenContainer(t *testing.T) {
 		t.Fatalf("--check on a healthy scandir: exit %d, want 0\n%s", code, out)
 	}
 }
+
+// TestCheckAsUserFollowsOwnSymlinks: in a -u hermes container s6-rc runs as
+// hermes, so its longruns are hermes's symlinks into hermes's live
+// directory. --check run as hermes follows them as s6-svc does (it holds
+// no privilege to abuse); root still refuses them.
+func TestCheckAsUserFollowsOwnSymlinks(t *testing.T) {
+	f := newFixture(t)
+	live := filepath.Join(f.root, "s6-rc:s6-rc-init:abc", "servicedirs", "static")
+	rootSupervised(t, live)
+	must(t, os.WriteFile(live+"/supervise/lock", nil, 0o644))
+	must(t, os.Symlink(live, filepath.Join(f.scandir, "static")))
+	must(t, syscall.Mkfifo(filepath.Join(f.scandir, ".s6-svscan/control"), 0o600))
+	// Everything the user's s6-svscan and s6-rc would have made is theirs.
+	for _, p := range []string{filepath.Dir(filepath.Dir(live)), filepath.Dir(live), live, live + "/supervise", live + "/supervise/control",
+		live + "/supervise/status", live + "/supervise/lock", live + "/event", f.scandir, f.scandir + "/.s6-svscan",
+		f.scandir + "/.s6-svscan/control", filepath.Join(f.scandir, "static")} {
+		must(t, os.Lchown(p, f.uid, f.gid))
+	}
+	bin := buildBinary(t)
+	code, out := runBin(t, bin, true, "--check", "--scandir", f.scandir, "--hermes-home", "")
+	if code != 0 || !strings.Contains(out, "ok    static:") {
+		t.Fatalf("--check as the user on its own s6-rc symlink: exit %d, want 0 and static ok\n%s", code, out)
+	}
+	if code, out := runBin(t, bin, false, "--check", "--scandir", f.scandir, "--hermes-home", ""); code != 1 || !strings.Contains(out, "FAIL  static") {
+		t.Errorf("--check as root on a user's symlink: exit %d, want 1 (root never follows it)\n%s", code, out)
+	}
+}

@@ -226,3 +226,34 @@ func TestS6RCSymlink(t *testing.T) {
 	f.waitFor(5*time.Second, "static usable", func() (bool, string) { return f.usable(f.svc("static")...) })
 	f.exercise(filepath.Join(f.scandir, "static"))
 }
+
+// TestIntegrationSealed: under the sealed policy, with a real s6-svscan,
+// the user controls and reads a registered slot and its log/ (s6-svc,
+// s6-svstat) while every event/ stays root's 03730, untouched.
+func TestIntegrationSealed(t *testing.T) {
+	f := newFixture(t)
+	f.startSvscan()
+	f.handOver()
+	f.startWatcher(perms.PolicySealed)
+	f.register("gw")
+	script := `set -e; for d in "$@"; do s6-svstat "$d" >/dev/null; s6-svc -u "$d"; done`
+	f.waitFor(10*time.Second, "gw controllable by the user", func() (bool, string) {
+		out, err := f.asUser(script, f.svc("gw", "gw/log")...)
+		return err == nil, fmt.Sprint(err, out)
+	})
+	for _, d := range f.svc("gw", "gw/log") {
+		f.waitFor(5*time.Second, d+"/event made by s6", func() (bool, string) {
+			_, err := os.Lstat(d + "/event")
+			return err == nil, fmt.Sprint(err)
+		})
+		var st syscall.Stat_t
+		must(t, syscall.Lstat(d+"/event", &st))
+		if st.Uid != 0 || st.Gid != 0 || st.Mode&0o7777 != 0o3730 {
+			t.Errorf("%s/event: %d:%d %04o, want root's 0:0 03730", d, st.Uid, st.Gid, st.Mode&0o7777)
+		}
+		must(t, syscall.Lstat(d+"/supervise", &st))
+		if st.Uid != 0 || int(st.Gid) != f.gid || st.Mode&0o7777 != 0o710 {
+			t.Errorf("%s/supervise: %d:%d %04o, want 0:%d 0710", d, st.Uid, st.Gid, st.Mode&0o7777, f.gid)
+		}
+	}
+}

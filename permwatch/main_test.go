@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hermes-s6/hermes-s6/internal/testenv"
 	"github.com/hermes-s6/hermes-s6/s6"
@@ -21,6 +22,17 @@ const helperEnv = "PERMWATCH_TEST_HELPER"
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) == "register" {
 		if err := registerNative(os.Args[1], os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	if os.Getenv(helperEnv) == "churn" {
+		d, err := time.ParseDuration(os.Args[2])
+		if err == nil {
+			err = churn(os.Args[1], d, os.Args[3])
+		}
+		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

@@ -84,13 +84,14 @@ const (
 	DefaultDegradedInterval = time.Second
 )
 
-// eventBuffer is the length of the Events channel. fsnotify's reader
-// goroutine can then pass one read(2)'s worth of events without a
-// goroutine switch per event, and the loop drains them as one batch in
-// which each service is read once (a burst of registrations makes ~20
-// events per slot, most of them s6-supervise's status writes). It adds no
-// delay: the loop still wakes at the first event.
-const eventBuffer = 1024
+// eventBuffer is the length of the Events channel. With the one watch on
+// the scandir a registration makes about three events (the staged slot's
+// creation, its rename out and in), so a short buffer still lets a burst
+// pass without a goroutine switch per event; and it is short so that while
+// the loop pauses reading (quietDelay) fsnotify's reader soon blocks and
+// the kernel merges the user's repeated events instead of handing them all
+// over.
+const eventBuffer = 32
 
 // Injection seams, replaced only by tests to simulate exhausted inotify
 // limits (the machine-wide sysctls cannot be lowered while other tests run):
@@ -194,6 +195,9 @@ func resolveOwner(c *Config) (identity.Identity, perms.Owner, error) {
 // as the policy wants ends the series.
 var followUpDelays = []time.Duration{2 * time.Millisecond, 10 * time.Millisecond, 50 * time.Millisecond,
 	250 * time.Millisecond, time.Second, 4 * time.Second}
+
+// quietDelay: see loop.
+const quietDelay = 10 * time.Millisecond
 
 type followUp struct {
 	due  time.Time
@@ -331,11 +335,19 @@ func (e *engine) loop(ctx context.Context) error {
 		summaryTimer.Stop()
 	}()
 
+	// After a batch of events that asked for nothing (the user's chmod or
+	// write loop on the scandir or its entries: fsnotify always subscribes
+	// to IN_ATTRIB and IN_MODIFY, v1.10 has no public way to leave them
+	// out), the loop stops reading events for quietDelay: the kernel then
+	// merges the identical events queued meanwhile, so such a loop costs
+	// one wake-up per quietDelay instead of one per system call. A real
+	// event waits at most that long.
+	var quiet <-chan time.Time
 	pending := map[string]bool{}
 	for {
 		var events chan fsnotify.Event
 		var errs chan error
-		if e.w != nil {
+		if e.w != nil && quiet == nil {
 			events, errs = e.w.Events, e.w.Errors
 		}
 		var degradedC <-chan time.Time
@@ -391,7 +403,11 @@ func (e *engine) loop(ctx context.Context) error {
 			summaryArmed = false
 			e.rep.summary()
 			continue
+		case <-quiet:
+			quiet = nil
+			continue
 		}
+		queuedBefore, eventsBefore := e.stats.Queued, e.stats.Events
 		// Merge whatever else is already queued before doing the work.
 	drain:
 		for i := 0; i < 4096 && events != nil; i++ {
@@ -412,6 +428,9 @@ func (e *engine) loop(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			continue
+		}
+		if !full && !followDue && e.stats.Queued == queuedBefore && e.stats.Events > eventsBefore {
+			quiet = time.After(quietDelay)
 		}
 		if full {
 			clear(pending)
@@ -715,7 +734,11 @@ func (e *engine) handle(name string) {
 		e.services[name] = true
 		e.log.Debug().Str("service", name).Str("path", base).Str("target", res.Target).Msg("looking after service")
 	}
-	busy := false
+	// A slot being staged (a dot name) usually gets its log/ a moment after
+	// it appears, and the rename into place is the last event before
+	// s6-svscan may start log/'s supervisor: look again a few times, so
+	// that log/ is prepared while the slot is still staged.
+	busy := strings.HasPrefix(name, ".") && res.Resolved && !res.HasLog
 	for _, o := range res.Outcomes {
 		switch o.Action {
 		case perms.ActionUnchanged, perms.ActionCreated:

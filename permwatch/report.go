@@ -18,8 +18,8 @@ import (
 // service part (a count and the last reason); a repeat is never logged on
 // its own, so alternating between two bad states does not defeat it.
 const (
-	logRate  = 10 // lines per second, sustained
-	logBurst = 50 // lines at once (a boot with many services)
+	logRate  = 4  // lines per second, sustained
+	logBurst = 40 // lines at once (a boot with many services)
 	// SummaryInterval is how often counted refusals and lines held back by
 	// the budget are reported, in one line.
 	SummaryInterval = 30 * time.Second

@@ -1,7 +1,11 @@
 // Package profile knows what HERMES_HOME says about gateway profiles: which
 // names are valid, which directories are profiles, what state a profile
-// wants, the legacy container command, and the stale runtime files a dead
-// PID namespace leaves behind.
+// wants, whether hermes multiplexes them (config.yaml, environment), the
+// legacy container command, and the stale runtime files a dead PID
+// namespace leaves behind. Decide is the one place that turns all of it
+// into decisions, (name, autostart) per slot, as hermes's own boot
+// reconcile decides; it only reads, so that whoever writes slots (the boot
+// pass, sealed mode's root side) applies the same decisions.
 //
 // Symlinks (decided once, for the whole package): HERMES_HOME is read only
 // by the unprivileged user (reconcile drops to it first), so following a

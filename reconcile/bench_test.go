@@ -27,7 +27,7 @@ func benchRoot(b *testing.B) string {
 }
 
 // populate makes n named profiles (half of them running) with a
-// lifecycle file and stale runtime files, plus the default profile.
+// lifecycle file, plus the default profile and a config.yaml.
 func populate(b *testing.B, home string, n int) {
 	for i := range n {
 		dir := filepath.Join(home, "profiles", fmt.Sprintf("p%05d", i))
@@ -41,6 +41,7 @@ func populate(b *testing.B, home string, n int) {
 		os.WriteFile(filepath.Join(dir, "state", "gateway.lifecycle.json"), []byte(`{"phase":"exited"}`), 0o644)
 	}
 	os.WriteFile(filepath.Join(home, "gateway_state.json"), []byte(`{"gateway_state":"running"}`), 0o644)
+	os.WriteFile(filepath.Join(home, "config.yaml"), []byte("model:\n  default: x\ngateway:\n  multiplex_profiles: false\n"), 0o644)
 }
 
 // cpuTime is this process's user+system CPU time in nanoseconds.

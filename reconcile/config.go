@@ -60,6 +60,7 @@ type HandOverFunc func(scandir string, owner perms.Owner) ([]perms.Outcome, erro
 // and returns the slots root could not make (name -> boot log reason).
 type Sink interface {
 	Publish(slot.Spec) (slot.Result, error)
+	Close() error // after the last Publish, before Commit
 	Commit(ctx context.Context) (failed map[string]string, err error)
 }
 

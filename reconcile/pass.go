@@ -119,6 +119,11 @@ func Pass(ctx context.Context, cfg Config, argv []string) (Summary, error) {
 	}
 	def := reconcileDefault(ctx, &cfg, log, pub, pubErr, argv, dec, now)
 	sum.Slots = append(sum.Slots, def)
+	if pubErr == nil {
+		if err := pub.Close(); err != nil {
+			log.Warn().Str("path", cfg.Scandir+"/"+slot.SharedName).Err(err).Msg("could not remove the shared slot files (a dot directory: s6-svscan ignores it)")
+		}
+	}
 
 	// Rescan: once, after every slot is published.
 	switch {
@@ -193,6 +198,7 @@ type namedOutcome struct {
 // or a Sink.
 type publisher interface {
 	Publish(slot.Spec) (slot.Result, error)
+	Close() error
 }
 
 func reconcileNamed(ctx context.Context, cfg *Config, log zerolog.Logger, pub publisher, pubErr error,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,7 +39,20 @@ type Publisher struct {
 	BeforeRename func(stagingName string) error
 	entries      map[string]fs.FileMode // type bits of the scandir's entries
 	umask        uint32
+
+	sharedOnce sync.Once
+	sharedDir  string // SharedName's path once made, "" if not (or failed)
 }
+
+// SharedName is a dot directory of the scandir holding, while slots are
+// published, the files that are the same in every slot (type, finish,
+// down): a new slot gets them as hard links, one link(2) each instead of
+// creating, writing and closing a file (inode creation is most of a new
+// slot's cost). Close removes it; a stale one (a crash) is removed first.
+// It is no staging name: those are .gw-<name>.tmp, and a name starts with
+// [a-z0-9]. Nothing writes into a linked file in place: converging
+// replaces a file by rename, and down is only created or unlinked.
+const SharedName = TmpPrefix + ".shared"
 
 // NewPublisher lists scandir. An error means the scandir is unusable.
 func NewPublisher(scandir string, dryRun bool) (*Publisher, error) {
@@ -145,20 +159,61 @@ func (p *Publisher) create(s Spec, dst string) error {
 }
 
 func (p *Publisher) fill(s Spec, dir string) error {
-	for _, f := range Render(s) {
+	shared := p.shared()
+	for _, f := range append(Render(s), downFile) {
+		if f.Path == DownFile && !s.Down {
+			continue
+		}
 		if f.Path == LogRunFile {
 			if err := p.mkdir(filepath.Join(dir, LogDir)); err != nil {
 				return err
 			}
 		}
-		if err := p.writeNew(filepath.Join(dir, f.Path), f.Mode, f.Data); err != nil {
+		path := filepath.Join(dir, f.Path)
+		if f.Shared && shared != "" && unix.Link(filepath.Join(shared, f.Path), path) == nil {
+			continue
+		}
+		if err := p.writeNew(path, f.Mode, f.Data); err != nil {
 			return err
 		}
 	}
-	if s.Down {
-		return p.writeNew(filepath.Join(dir, DownFile), 0o644, nil)
-	}
 	return nil
+}
+
+// downFile is the down file, as a File.
+var downFile = File{Path: DownFile, Mode: 0o644, Shared: true}
+
+// shared makes SharedName once, and returns its path ("" if it could not
+// be made: then every file is written, as without it).
+func (p *Publisher) shared() string {
+	p.sharedOnce.Do(func() {
+		dir := filepath.Join(p.Scandir, SharedName)
+		if _, stale := p.entries[SharedName]; stale {
+			if os.RemoveAll(dir) != nil {
+				return
+			}
+		}
+		if p.mkdir(dir) != nil {
+			return
+		}
+		for _, f := range append(Render(Spec{}), downFile) {
+			if f.Shared && p.writeNew(filepath.Join(dir, f.Path), f.Mode, f.Data) != nil {
+				_ = os.RemoveAll(dir)
+				return
+			}
+		}
+		p.sharedDir = dir
+	})
+	return p.sharedDir
+}
+
+// Close removes what the Publisher keeps in the scandir while it works
+// (SharedName). Call it once every slot is published.
+func (p *Publisher) Close() error {
+	if p.sharedDir == "" {
+		return nil
+	}
+	return os.RemoveAll(p.sharedDir)
 }
 
 // converge replaces, in an existing slot, only the files that differ, each

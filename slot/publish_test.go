@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -48,6 +49,9 @@ func publish(t *testing.T, scandir string, s Spec) Result {
 	r, err := p.Publish(s)
 	if err != nil {
 		t.Fatalf("Publish(%+v): %v", s, err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
 	}
 	return r
 }
@@ -263,5 +267,77 @@ func TestUmaskIgnored(t *testing.T) {
 		if err != nil || fi.Mode().Perm() != want {
 			t.Errorf("%s: %v %v, want %v", f, fi.Mode(), err, want)
 		}
+	}
+}
+
+// TestPublishSharedFiles: the files that are the same in every slot (type,
+// finish, down) are hard links to one inode while publishing; Close leaves
+// only the slots; a stale shared directory is replaced; and without one
+// (it cannot be made) every file is written.
+func TestPublishSharedFiles(t *testing.T) {
+	scandir := t.TempDir()
+	stale := filepath.Join(scandir, SharedName)
+	os.MkdirAll(stale, 0o755)
+	os.WriteFile(filepath.Join(stale, TypeFile), []byte("oneshot\n"), 0o644) // a crash left it, with junk
+	p, err := NewPublisher(scandir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"a", "b"} {
+		if _, err := p.Publish(Spec{Name: n, User: "hermes", Down: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{TypeFile, FinishFile, DownFile} {
+		a, b := filepath.Join(scandir, "gateway-a", f), filepath.Join(scandir, "gateway-b", f)
+		if ino(t, a) != ino(t, b) {
+			t.Errorf("%s: not one shared inode", f)
+		}
+	}
+	if data, _ := os.ReadFile(filepath.Join(scandir, "gateway-a", TypeFile)); string(data) != TypeData {
+		t.Errorf("type = %q: the stale shared file was used", data)
+	}
+	for _, f := range []string{RunFile, LogRunFile} {
+		if ino(t, filepath.Join(scandir, "gateway-a", f)) == ino(t, filepath.Join(scandir, "gateway-b", f)) {
+			t.Errorf("%s shared, but it differs per slot", f)
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(scandir); len(ents) != 2 {
+		t.Fatalf("scandir holds %v after Close, want the two slots", ents)
+	}
+	// A change made in place (chmod) shows in every slot sharing the
+	// inode; the next pass converges each of them, by rename.
+	os.Chmod(filepath.Join(scandir, "gateway-a", FinishFile), 0o700)
+	for _, n := range []string{"a", "b"} {
+		if r := publish(t, scandir, Spec{Name: n, User: "hermes", Down: true}); !reflect.DeepEqual(r.Changed, []string{FinishFile}) {
+			t.Fatalf("converge %s: %+v", n, r)
+		}
+		if st := snapshot(t, filepath.Join(scandir, "gateway-"+n)); !strings.HasPrefix(st[FinishFile], "mode=100755") {
+			t.Fatalf("%s's finish: %s", n, st[FinishFile])
+		}
+	}
+
+	// The shared directory cannot be made (something took its name after
+	// the listing): nothing shared, every file written, nothing removed.
+	scandir = t.TempDir()
+	p, _ = NewPublisher(scandir, false)
+	os.Symlink("nowhere", filepath.Join(scandir, SharedName))
+	if _, err := p.Publish(Spec{Name: "c", User: "hermes", Down: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{TypeFile, FinishFile, DownFile} {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(filepath.Join(scandir, "gateway-c", f), &st); err != nil || st.Nlink != 1 {
+			t.Fatalf("%s: %v, %d links", f, err, st.Nlink)
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(scandir, SharedName)); err != nil {
+		t.Fatal("Close removed what it did not make")
 	}
 }

@@ -51,6 +51,8 @@ type File struct {
 	Path string      // relative to the slot directory, e.g. "log/run"
 	Mode fs.FileMode // permission bits
 	Data []byte
+	// Shared: the same in every slot, whatever the Spec (see Publisher).
+	Shared bool
 }
 
 // Files that Render produces, in the order they are written.
@@ -62,12 +64,15 @@ const (
 	LogRunFile = "log/run"
 )
 
+// TypeData is the content of type.
+const TypeData = "longrun\n"
+
 // Render returns the slot's files (without down, which is Spec.Down).
 func Render(s Spec) []File {
 	return []File{
-		{Path: TypeFile, Mode: 0o644, Data: []byte("longrun\n")},
+		{Path: TypeFile, Mode: 0o644, Data: []byte(TypeData), Shared: true},
 		{Path: RunFile, Mode: 0o755, Data: []byte(RunScript(s))},
-		{Path: FinishFile, Mode: 0o755, Data: []byte(FinishScript)},
+		{Path: FinishFile, Mode: 0o755, Data: []byte(FinishScript), Shared: true},
 		{Path: LogRunFile, Mode: 0o755, Data: []byte(LogRunScript(s))},
 	}
 }

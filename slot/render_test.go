@@ -37,16 +37,16 @@ exec /command/s6-log 1 n10 s1000000 T "$dir"
 `
 	files := Render(s)
 	want := []File{
-		{TypeFile, 0o644, []byte("longrun\n")},
-		{RunFile, 0o755, []byte(wantRun)},
-		{FinishFile, 0o755, []byte(FinishScript)},
-		{LogRunFile, 0o755, []byte(wantLogRun)},
+		{TypeFile, 0o644, []byte("longrun\n"), true},
+		{RunFile, 0o755, []byte(wantRun), false},
+		{FinishFile, 0o755, []byte(FinishScript), true},
+		{LogRunFile, 0o755, []byte(wantLogRun), false},
 	}
 	if len(files) != len(want) {
 		t.Fatalf("%d files, want %d", len(files), len(want))
 	}
 	for i := range want {
-		if files[i].Path != want[i].Path || files[i].Mode != want[i].Mode || string(files[i].Data) != string(want[i].Data) {
+		if files[i].Path != want[i].Path || files[i].Mode != want[i].Mode || string(files[i].Data) != string(want[i].Data) || files[i].Shared != want[i].Shared {
 			t.Errorf("file %d:\n got %s %v\n%s\nwant %s %v\n%s", i, files[i].Path, files[i].Mode, files[i].Data, want[i].Path, want[i].Mode, want[i].Data)
 		}
 	}

@@ -19,8 +19,12 @@
 //	watcher:  perm-watcher (the binary, as root)
 //	poll-1s:  a loop fixing every service once a second (perms.FixService)
 //
-// The scandirs are made in -dir (default /dev/shm, a tmpfs as production's
-// /run is; on this VM's ext4 /tmp s6-supervise's inode creations dominate).
+// The scandirs are made in -dir (default /run/hermes-s6-bench, a root-owned
+// 0755 tmpfs, mounted there if it is not one, as production's /run is:
+// perm-watcher refuses a scandir below the sticky /dev/shm or /tmp; on this
+// VM's ext4 s6-supervise's inode creations would dominate).
+//
+// -hostile fakes|register runs the issue-9 measurements instead (hostile.go).
 //
 // Then perm-watcher's CPU time over an idle period (the same process, run
 // with its default flags: only --scandir and --notify-fd are given, so the
@@ -59,8 +63,19 @@ var (
 )
 
 func main() {
-	if os.Getenv(helperEnv) != "" {
-		if err := userSide(os.Args[1], os.Args[2] == "skeleton", atoi(os.Args[3]), os.Args[4]); err != nil {
+	if h := os.Getenv(helperEnv); h != "" {
+		var err error
+		switch h {
+		case "seq-user":
+			err = seqUser(os.Args[1], os.Args[2])
+		case "chmod-loop":
+			err = chmodLoop(os.Args[1])
+		case "register-user":
+			err = registerUser(os.Args[1], atoi(os.Args[2]), os.Args[3] == "true")
+		default:
+			err = userSide(os.Args[1], os.Args[2] == "skeleton", atoi(os.Args[3]), os.Args[4])
+		}
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
 			os.Exit(1)
 		}
@@ -73,7 +88,12 @@ func main() {
 	reps := flag.Int("reps", 1, "bursts per way, one after the other on the same s6-svscan (with -n 1: single-registration latency)")
 	rssN := flag.Int("rss", 1000, "services for the RSS measurement (0: skip)")
 	waysFlag := flag.String("ways", "floor,s6-only,watcher,poll-1s", "comma-separated ways to run")
-	flag.StringVar(&baseDir, "dir", "/dev/shm", "where the scandirs are made (production's /run is a tmpfs)")
+	flag.StringVar(&baseDir, "dir", "/run/hermes-s6-bench", "where the scandirs are made: a root-owned 0755 tmpfs, as production's /run (mounted there if it is not one; perm-watcher refuses a scandir below a sticky /dev/shm)")
+	hostile := flag.String("hostile", "", "run an issue-9 measurement instead (see hostile.go): fakes or register")
+	binOld := flag.String("bin-old", "", "with -hostile: another perm-watcher binary to compare side by side")
+	fakesFlag := flag.String("fakes", "0,2000,10000", "with -hostile fakes: numbers of fake service trees")
+	regs := flag.Int("regs", 30, "with -hostile fakes: registrations one at a time per measurement")
+	pol := flag.String("policy", "owner", "with -hostile register: perm-watcher's --policy")
 	keepLog := flag.String("keep-log", "", "copy perm-watcher's log (watcher way) to this file")
 	flag.StringVar(&straceArgs, "strace-args", "-c -f", "strace options for -strace")
 	straceOut := flag.String("strace", "", "write `strace -c -f` of perm-watcher over the burst (watcher way) to this file")
@@ -85,8 +105,19 @@ func main() {
 	id, err := identity.Lookup("hermes")
 	check(err)
 	owner := perms.Owner{UID: id.UID, GID: id.GID}
+	defer trustedBase(baseDir)()
 	self := copySelf()
 	defer os.RemoveAll(filepath.Dir(self))
+	if *hostile != "" {
+		var fakes []int
+		for _, f := range strings.Split(*fakesFlag, ",") {
+			fakes = append(fakes, atoi(f))
+		}
+		fmt.Printf("host: %s, %d CPUs, loadavg %s\n", kernel(), numCPU(), loadavg())
+		runHostile(*hostile, *bin, *binOld, fakes, *regs, *n, *pol, id, self)
+		fmt.Printf("loadavg after: %s\n", loadavg())
+		return
+	}
 
 	fmt.Printf("host: %s, %d CPUs, loadavg %s\n", kernel(), numCPU(), loadavg())
 	var rows []string

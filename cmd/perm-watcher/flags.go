@@ -31,11 +31,15 @@ Usage: perm-watcher [flags]
 s6-supervise runs as root and creates supervise/ (0700), supervise/control
 (a FIFO, 0600) and event/ as root, so s6-svc, s6-svstat and s6-svwait fail
 with "Permission denied" for anyone else. perm-watcher runs as root (an s6-rc
-longrun), watches the scandir with inotify, and hands those objects to the
-user the moment they appear, for every service and its log/ sub-service.
-If inotify's per-user limits are exhausted (/proc/sys/fs/inotify/
-max_user_watches, max_user_instances) it logs one error naming the limit
-and the fix, and keeps working by a full pass every --degraded-interval.
+longrun) and watches the scandir with one inotify watch. As soon as a slot
+appears (staged under a dot name or renamed in) it makes that slot's
+supervise/, supervise/control and event/ (and its log/'s) itself, with the
+policy's owner and modes; s6-supervise reuses them, so the user's first
+s6-svc fails at most with "supervisor not listening". What s6-supervise
+made first is handed over. If inotify's per-user limits are exhausted by
+others (/proc/sys/fs/inotify/max_user_watches, max_user_instances) it logs
+one error naming the limit and the fix, keeps working by a full pass every
+--degraded-interval, and goes back to inotify as soon as it can.
 
 Policies (--policy):
   owner  (default) supervise/, supervise/control and event/ become owned by
@@ -52,9 +56,15 @@ object is opened without following symlinks, relative to its parent's file
 descriptor, and only root-owned objects of the expected type (a FIFO with one
 link, directories) are changed, through that descriptor. The only symlinks
 followed are root-owned scandir entries pointing into root-only trees
-(s6-rc's servicedirs). Whoever can write the scandir can make s6-svscan run
-a ./run as root: that is the hermes image's design, not something
-perm-watcher adds or removes.
+(s6-rc's servicedirs). Every ancestor of the scandir must be root's and
+writable by root only. Excludes match the entry's name and an s6-rc
+symlink's target name. One watch, rate-limited logs and a log writer that
+never blocks: whatever the user creates costs root no inotify watch and
+no stalled hand-over. Whoever can write the scandir can make s6-svscan run
+a ./run as root (that is the hermes image's design, not something
+perm-watcher adds or removes), and under the owner and group policies
+whoever can write a service's event/ can make root's s6-supervise write
+into any file: only sealed closes that.
 
 Run as the user itself (a container started with -u hermes, Kubernetes
 runAsUser): s6-svscan and every s6-supervise run as that user, so their
@@ -108,6 +118,7 @@ type options struct {
 	cfg      permwatch.Config // Log is set; Ready is not
 	check    bool
 	notifyFD int // -1: none
+	nice     int // 0: leave the priority as inherited
 	// asUser: not root (and not --check): run permwatch.RunAsUser, which
 	// idles when euid is the user's and refuses any other UID.
 	asUser bool
@@ -134,6 +145,7 @@ func parseArgs(args []string, euid int, stdout, stderr io.Writer) (opts options,
 		resync    = fs.Duration("resync", permwatch.DefaultResync,
 			"period of the safety-net full pass (0: off). Long by default: inotify reports every new directory at once and a queue overflow triggers a full pass, so this only catches what nothing reported, and an idle watcher stays at zero CPU time")
 		degraded    = fs.Duration("degraded-interval", permwatch.DefaultDegradedInterval, "period of full passes when inotify cannot be used (watch or instance limit reached)")
+		nice        = fs.Int("nice", permwatch.DefaultNice, "scheduling priority as root (0: as inherited): perm-watcher must make a new slot's supervise/ before s6-supervise does, which a loaded machine can delay")
 		logFormat   = fs.String("log-format", "json", "json or console")
 		logLevel    = fs.String("log-level", os.Getenv(logging.LevelEnv), "trace, debug, info, warn, error (default: $"+logging.LevelEnv+", else info)")
 		showVersion = fs.Bool("version", false, "print the version and exit")
@@ -211,6 +223,10 @@ func parseArgs(args []string, euid int, stdout, stderr io.Writer) (opts options,
 		},
 		check:    *check,
 		notifyFD: *notifyFD,
+		nice:     *nice,
+	}
+	if *nice < -20 || *nice > 19 {
+		return fail("--nice %d: not between -20 and 19", *nice)
 	}
 	if !*noDefault {
 		opts.cfg.Exclude = append(opts.cfg.Exclude, permwatch.DefaultExcludes...)

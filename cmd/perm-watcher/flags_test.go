@@ -29,6 +29,9 @@ func TestParseArgs(t *testing.T) {
 			if c.Scandir != "/run/service" || c.User != "hermes" || c.Policy != perms.PolicyOwner || c.Once || o.check || o.notifyFD != -1 {
 				t.Errorf("defaults: %+v check=%v notify=%d", c, o.check, o.notifyFD)
 			}
+			if o.nice != -10 {
+				t.Errorf("default --nice %d, want -10", o.nice)
+			}
 			if c.Resync != 5*time.Minute {
 				t.Errorf("default --resync %v, want 5m (an idle 60 s window must hold no full pass)", c.Resync)
 			}
@@ -50,6 +53,12 @@ func TestParseArgs(t *testing.T) {
 				t.Error("check not set")
 			}
 		}},
+		{name: "nice default and zero", euid: root, args: []string{"--nice", "0"}, validate: func(t *testing.T, o options) {
+			if o.nice != 0 {
+				t.Errorf("--nice 0: %d", o.nice)
+			}
+		}},
+		{name: "nice out of range", euid: root, args: []string{"--nice", "30"}, code: 100, exit: true, stderr: []string{"--nice 30"}},
 		{name: "unknown flag", euid: root, args: []string{"--frobnicate"}, code: 100, exit: true, stderr: []string{"frobnicate", "--help"}},
 		{name: "positional argument", euid: root, args: []string{"/run/service"}, code: 100, exit: true, stderr: []string{`unexpected argument "/run/service"`}},
 		{name: "bad policy", euid: root, args: []string{"--policy", "world"}, code: 100, exit: true, stderr: []string{"--policy", "world"}},

@@ -66,6 +66,16 @@ func run(args []string, stdout, rawStderr io.Writer) int {
 			f.Close()
 		}
 	}
+	if opts.nice != 0 && !opts.asUser && !cfg.Once {
+		if err := permwatch.SetNice(opts.nice); errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+			// No CAP_SYS_NICE (Docker's default capability set has none):
+			// it works the same, it may only lose a race with s6-supervise
+			// more often on a loaded machine.
+			log.Info().Int("nice", opts.nice).Msg("running at the inherited scheduling priority (no CAP_SYS_NICE; --cap-add SYS_NICE lets perm-watcher prepare new slots ahead of s6-supervise more reliably on a loaded host)")
+		} else if err != nil {
+			log.Warn().Err(err).Int("nice", opts.nice).Msg("cannot set perm-watcher's scheduling priority; keeping it")
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	start := time.Now()

@@ -44,7 +44,9 @@ skips the hand-over and does the same pass; any other non-root UID is
 refused (exit 100) unless --dry-run.
 
 Environment: HERMES_HOME, S6_PROFILE_GATEWAY_SCANDIR, LOG_LEVEL (defaults of
-the flags below); GATEWAY_MULTIPLEX_PROFILES, HERMES_GATEWAY_NO_SUPERVISE.
+the flags below); GATEWAY_MULTIPLEX_PROFILES (when set and not empty, it
+overrides gateway.multiplex_profiles in HERMES_HOME/config.yaml) and
+HERMES_GATEWAY_NO_SUPERVISE, true if one of 1, true, yes, on (any case).
 
 Flags:
 `
