@@ -48,7 +48,8 @@ func TestBootReconcileAcrossRestarts(t *testing.T) {
 	for _, p := range append(append([]string{}, up...), down...) {
 		want = append(want, "gateway-"+p)
 	}
-	want = append(want, "perm-watcher", "static-test")
+	// profile-follower: sealed mode's longrun, idle in open mode.
+	want = append(want, "perm-watcher", "profile-follower", "static-test")
 	sort.Strings(want)
 
 	logLines := func() []string {
