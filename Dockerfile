@@ -2,20 +2,28 @@
 #
 # Targets (the last one, production, is the default):
 #   hermetic       Debian's s6 + execline with hermetic/init, a stand-in for
-#                  s6-overlay's /init (test use only, see e2e/README.md)
+#                  s6-overlay's /init emulating s6-overlay
+#                  HERMETIC_S6_OVERLAY_VERSION (test use only, see e2e/README.md)
 #   hermetic-test  hermetic + test-only content (fake hermes CLI, a static
 #                  s6-rc longrun); what the e2e suite runs
 #   production     s6-overlay v3 from its release tarballs, checksums verified
 #
-# The Go programs are built outside (CGO_ENABLED=0 go build -o bin/ ./cmd/...)
-# and copied in, so no builder image is needed.
+# The Go programs are built outside (make build: CGO_ENABLED=0 go build -o
+# bin/ ...) and copied in, so no builder image is needed.
+#
+# One s6 per image: `common` and production start from BASE_IMAGE, which
+# must not carry Debian's s6 or execline (production gets s6-overlay's);
+# the hermetic stages start from HERMETIC_BASE_IMAGE and use Debian's.
+# scripts/base-image.sh makes both locally (hermes-s6-base:SUITE and
+# hermes-s6-base:SUITE-s6).
 #
 # Note: the classic builder builds every stage before the target, so building
 # `production` also builds the (cached, cheap) hermetic stages, which need s6
-# and execline in the base (the local base has them; a base without them
-# gets them with apt-get).
+# and execline in HERMETIC_BASE_IMAGE (a base without them gets them with
+# apt-get).
 
-ARG BASE_IMAGE=debian:bookworm-slim
+ARG BASE_IMAGE=debian:trixie-slim
+ARG HERMETIC_BASE_IMAGE=debian:trixie-slim
 
 FROM ${BASE_IMAGE} AS common
 ARG HERMES_UID=10000
@@ -36,31 +44,50 @@ ENTRYPOINT ["/init"]
 # in hermetic and production.
 
 # --- hermetic: Debian's s6 and execline, with a stand-in /init ------------
-FROM common AS hermetic
+# Its own base (with Debian's s6), so the user setup of `common` is repeated.
+FROM ${HERMETIC_BASE_IMAGE} AS hermetic-base
+ARG HERMES_UID=10000
+ARG HERMES_GID=10000
+RUN set -eu; \
+    groupadd -g "${HERMES_GID}" hermes; \
+    useradd -u "${HERMES_UID}" -g "${HERMES_GID}" -d /opt/data -M -s /bin/sh hermes; \
+    mkdir -p /opt/data; \
+    chown hermes:hermes /opt/data
+ENV HERMES_HOME=/opt/data \
+    S6_KILL_GRACETIME=500
+ENTRYPOINT ["/init"]
 RUN set -eu; \
     if ! command -v s6-svscan >/dev/null 2>&1 || [ ! -x /usr/lib/execline/bin/execlineb ]; then \
       apt-get update; \
       DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends s6 execline; \
       rm -rf /var/lib/apt/lists/*; \
     fi
+# The s6-overlay version the stand-in emulates: where it reads the user
+# bundle and what it lays out as evidence of its version (see hermetic/install).
+ARG HERMETIC_S6_OVERLAY_VERSION=3.2.3.0
+ENV HERMETIC_S6_OVERLAY_VERSION=${HERMETIC_S6_OVERLAY_VERSION}
 COPY hermetic/ /usr/lib/hermetic-s6/
-# /command holds the s6 and execline programs, as s6-overlay lays them out.
-RUN set -eu; \
-    mkdir -p /command; \
-    for f in /usr/bin/s6-* /usr/bin/s6lockd /usr/lib/execline/bin/*; do ln -s "$f" /command/; done; \
-    ln -s /usr/lib/hermetic-s6/with-contenv /command/with-contenv; \
-    ln -s /usr/lib/hermetic-s6/init /init
 COPY rootfs/ /
-COPY bin/reconcile-profiles bin/perm-watcher /usr/local/bin/
+# bin/ whole (fix-run-owner, the stand-in's setuid helper, is optional there),
+# then the stand-in's layout and the user bundle where that version reads it.
+COPY bin/ /tmp/hermes-s6-bin/
+RUN set -eu; \
+    install -m 0755 /tmp/hermes-s6-bin/reconcile-profiles /tmp/hermes-s6-bin/perm-watcher /usr/local/bin/; \
+    /usr/lib/hermetic-s6/install "${HERMETIC_S6_OVERLAY_VERSION}"; \
+    /usr/lib/hermes-s6/install-user-bundle perm-watcher profile-follower reconcile-profiles
+
+FROM hermetic-base AS hermetic
 VOLUME ["/opt/data"]
 
 # --- hermetic-test: test-only content on top of hermetic ------------------
-FROM hermetic AS hermetic-test
+FROM hermetic-base AS hermetic-test
 COPY testdata/image/ /
 # The fake hermes CLI lives outside testdata/image/ so that no tracked path
 # looks like a build output (bin/).
 COPY testdata/fake-hermes/hermes /usr/local/bin/hermes
+RUN /usr/lib/hermes-s6/install-user-bundle static-test
 ENV S6_KILL_GRACETIME=100
+VOLUME ["/opt/data"]
 
 # --- production: s6-overlay v3 from its release tarballs -----------------
 FROM common AS production

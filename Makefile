@@ -5,6 +5,8 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN := bin
 CMDS := reconcile-profiles perm-watcher
+# The stand-in's setuid helper (test images only; see hermetic/fix-run-owner).
+HERMETIC_CMDS := fix-run-owner
 FUZZTIME ?= 10s
 # Test timeout covers the e2e suite (image builds plus container restarts).
 TEST_TIMEOUT ?= 25m
@@ -16,7 +18,7 @@ help: ## list targets
 
 build: ## static binaries in bin/ (CGO_ENABLED=0), as the image needs them
 	@mkdir -p $(BIN)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(CMDS))
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(CMDS)) $(addprefix ./hermetic/,$(HERMETIC_CMDS))
 
 vet:
 	$(GO) vet ./...
@@ -37,11 +39,18 @@ fuzz: ## run every fuzz target briefly (FUZZTIME=10s)
 	done
 
 IMAGE ?= hermes-s6:e2e
-BASE_IMAGE ?= hermes-s6-base:bookworm
+# Debian suite of the local base images (scripts/base-image.sh): trixie, the
+# hermes image's base; sid has the s6 of s6-overlay 3.2.3.x.
+SUITE ?= trixie
+BASE_IMAGE ?= hermes-s6-base:$(SUITE)
+HERMETIC_BASE_IMAGE ?= hermes-s6-base:$(SUITE)-s6
+# The s6-overlay version the stand-in emulates (3.2.3.0: the hermes image's pin).
+HERMETIC_S6_OVERLAY_VERSION ?= 3.2.3.0
 
 image: build ## the hermetic test image (local base made by mmdebstrap if missing)
-	scripts/base-image.sh $(BASE_IMAGE)
-	DOCKER_BUILDKIT=0 docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) --target hermetic-test -t $(IMAGE) .
+	scripts/base-image.sh $(SUITE)
+	DOCKER_BUILDKIT=0 docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg HERMETIC_BASE_IMAGE=$(HERMETIC_BASE_IMAGE) \
+	  --build-arg HERMETIC_S6_OVERLAY_VERSION=$(HERMETIC_S6_OVERLAY_VERSION) --target hermetic-test -t $(IMAGE) .
 
 demo: image ## run it: boot a container with sample profiles and show, as hermes, its slots
 	HERMES_S6_E2E_IMAGE=$(IMAGE) scripts/demo.sh
@@ -50,7 +59,7 @@ demo-clean: ## remove the demo container and its volume
 	scripts/demo.sh --clean
 
 e2e: ## only the Docker e2e suite (TestMain builds the images)
-	$(GO) test -count=1 -timeout 15m -v ./e2e/
+	$(GO) test -count=1 -timeout 20m -v ./e2e/
 
 # BENCH_BEFORE=<git revision>: also measure that revision's reconcile-profiles
 # beside the current one, on the same inputs (built into $(BIN)/before/).

@@ -20,13 +20,48 @@ import (
 type box struct {
 	testcontainers.Container
 	name string
+	mode mode
 	// boots counts the boots waited for, so that waitReady after a restart
 	// waits for a new boot-log line rather than the old one.
 	boots int
 }
 
+// mode is who the whole container runs as: root (a plain `docker run`) or
+// hermes (`docker run -u hermes`, Kubernetes runAsUser: 10000), where
+// s6-svscan, every s6-supervise, s6-rc and both programs run as hermes.
+type mode string
+
+const (
+	asRoot   mode = "root"
+	asHermes mode = "hermes"
+)
+
+// modes are the modes that boot, lifecycle and restart tests run in.
+var modes = []mode{asRoot, asHermes}
+
+// forEachMode runs f as a parallel subtest per mode.
+func forEachMode(t *testing.T, f func(t *testing.T, m mode)) {
+	t.Helper()
+	for _, m := range modes {
+		t.Run(string(m), func(t *testing.T) {
+			t.Parallel()
+			f(t, m)
+		})
+	}
+}
+
+// withUser makes the container run as m (nothing for root: the image's default).
+func withUser(m mode) testcontainers.ContainerCustomizer {
+	return testcontainers.WithConfigModifier(func(cfg *container.Config) {
+		if m == asHermes {
+			cfg.User = "hermes"
+		}
+	})
+}
+
 // boxOpts configure startBox.
 type boxOpts struct {
+	mode   mode              // who the container runs as (empty: root)
 	volume string            // named volume for /opt/data (empty: the image's anonymous volume)
 	env    map[string]string // extra container environment
 	cmd    []string          // the container's command (none by default: services only)
@@ -38,7 +73,7 @@ type boxOpts struct {
 func startBox(t *testing.T, o boxOpts) *box {
 	t.Helper()
 	ctx := context.Background()
-	opts := []testcontainers.ContainerCustomizer{}
+	opts := []testcontainers.ContainerCustomizer{withUser(o.mode)}
 	if o.volume != "" {
 		opts = append(opts, testcontainers.WithMounts(testcontainers.VolumeMount(o.volume, "/opt/data")))
 	}
@@ -49,7 +84,10 @@ func startBox(t *testing.T, o boxOpts) *box {
 		opts = append(opts, testcontainers.WithCmd(o.cmd...))
 	}
 	c, err := testcontainers.Run(ctx, testImage, opts...)
-	b := &box{Container: c, name: t.Name()}
+	b := &box{Container: c, name: t.Name(), mode: o.mode}
+	if b.mode == "" {
+		b.mode = asRoot
+	}
 	if c != nil {
 		t.Cleanup(func() {
 			if t.Failed() {
@@ -180,8 +218,14 @@ func (b *box) restart(t testing.TB) {
 	if err := b.Stop(ctx, &timeout); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("docker stop took %v: s6-svscan should stop within S6_KILL_GRACETIME", d)
+	// A stop that did not finish by itself within docker's 10 s timeout
+	// ends in docker's SIGKILL: exit 137. How long a stop takes is measured
+	// by scripts/boot-times.sh, not here: on a loaded 2-core machine it
+	// varies by 5 to 10 times.
+	if st, err := b.State(ctx); err != nil {
+		t.Fatalf("state after stop: %v", err)
+	} else if st.ExitCode != 0 {
+		t.Errorf("exit code %d after docker stop (in %v), want 0: the container did not stop by itself", st.ExitCode, time.Since(start))
 	}
 	stopped := time.Now()
 	if err := b.Start(ctx); err != nil {
@@ -210,53 +254,58 @@ func (b *box) dump(t testing.TB) {
 	}
 }
 
-// shared is one container for the tests that only read or that work on
-// their own uniquely named slots.
-var (
-	sharedOnce sync.Once
-	sharedBox  *box
-	sharedErr  error
-)
+// sharedOne is one container per mode for the tests that only read or that
+// work on their own uniquely named slots.
+type sharedOne struct {
+	once   sync.Once
+	ready  sync.Once
+	box    *box
+	err    error
+	volume string
+}
 
-// shared returns the shared container (started on first use, removed when
-// the test binary exits via the cleanup of TestMain's m.Run caller: see
-// stopShared).
+var sharedBoxes = map[mode]*sharedOne{asRoot: {}, asHermes: {}}
+
+// shared returns the shared root container (see sharedIn).
 func shared(t *testing.T) *box {
 	t.Helper()
-	sharedOnce.Do(func() {
+	return sharedIn(t, asRoot)
+}
+
+// sharedIn returns the shared container of mode m (started on first use,
+// removed when the test binary exits: see stopShared).
+func sharedIn(t *testing.T, m mode) *box {
+	t.Helper()
+	s := sharedBoxes[m]
+	s.once.Do(func() {
 		ctx := context.Background()
-		sharedVolume = fmt.Sprintf("hermes-s6-e2e-shared-%d", time.Now().UnixNano())
-		if err := seed(ctx, sharedVolume, sharedSeed); err != nil {
-			sharedErr = err
+		s.volume = fmt.Sprintf("hermes-s6-e2e-shared-%s-%d", m, time.Now().UnixNano())
+		if err := seed(ctx, s.volume, sharedSeed); err != nil {
+			s.err = err
 			return
 		}
-		c, err := testcontainers.Run(ctx, testImage,
-			testcontainers.WithMounts(testcontainers.VolumeMount(sharedVolume, "/opt/data")))
+		c, err := testcontainers.Run(ctx, testImage, withUser(m),
+			testcontainers.WithMounts(testcontainers.VolumeMount(s.volume, "/opt/data")))
 		if err != nil {
-			sharedErr = err
+			s.err = err
 			if c != nil {
 				_ = testcontainers.TerminateContainer(c)
 			}
 			return
 		}
-		sharedBox = &box{Container: c, name: "shared"}
+		s.box = &box{Container: c, name: "shared-" + string(m), mode: m}
 	})
-	if sharedErr != nil {
-		t.Fatalf("shared container: %v", sharedErr)
+	if s.err != nil {
+		t.Fatalf("shared container (%s): %v", m, s.err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			sharedBox.dump(t)
+			s.box.dump(t)
 		}
 	})
-	sharedReady.Do(func() { sharedBox.waitReady(t) })
-	return sharedBox
+	s.ready.Do(func() { s.box.waitReady(t) })
+	return s.box
 }
-
-var (
-	sharedReady  sync.Once
-	sharedVolume string
-)
 
 // sharedSeed is the shared container's HERMES_HOME: the default profile and
 // alpha want to run, beta is stopped.
@@ -270,13 +319,15 @@ echo beta > profiles/beta/SOUL.md
 printf '{"gateway_state":"stopped"}' > profiles/beta/gateway_state.json
 `
 
-// stopShared removes the shared container and its volume, if started.
+// stopShared removes the shared containers and their volumes, if started.
 func stopShared() {
-	if sharedBox != nil {
-		_ = testcontainers.TerminateContainer(sharedBox.Container)
-	}
-	if sharedVolume != "" {
-		_, _ = dockerCLI("volume", "rm", "-f", sharedVolume)
+	for _, s := range sharedBoxes {
+		if s.box != nil {
+			_ = testcontainers.TerminateContainer(s.box.Container)
+		}
+		if s.volume != "" {
+			_, _ = dockerCLI("volume", "rm", "-f", s.volume)
+		}
 	}
 }
 

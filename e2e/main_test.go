@@ -1,7 +1,9 @@
-// Package e2e boots the hermes-s6 image (its hermetic-test target: Debian's
-// s6-svscan as PID 1 under hermetic/init, a fake hermes CLI) with
+// Package e2e boots the hermes-s6 image (by default its hermetic-test target:
+// Debian's s6-svscan as PID 1 under hermetic/init, a fake hermes CLI; or any
+// image given with HERMES_S6_E2E_IMAGE and HERMES_S6_E2E_NO_BUILD=1) with
 // testcontainers-go and checks, as the unprivileged user hermes, what the
-// hermes CLI and an operator rely on. See README.md in this directory.
+// hermes CLI and an operator rely on, with the container started as root and
+// as hermes (`docker run -u hermes`). See README.md in this directory.
 //
 // Needs a Docker engine (no registry: the base image is made locally with
 // mmdebstrap, see scripts/base-image.sh). Without one the tests skip, unless
@@ -24,19 +26,31 @@ import (
 
 // Environment knobs (all optional).
 const (
-	// envBaseImage names the base image (default hermes-s6-base:bookworm);
-	// it is made with scripts/base-image.sh when missing.
+	// envSuite is the Debian suite of the local base images (default
+	// trixie); scripts/base-image.sh makes them when missing.
+	envSuite = "HERMES_S6_SUITE"
+	// envBaseImage names the plain base image, without Debian's s6 (default
+	// hermes-s6-base:<suite>): `common` and production.
 	envBaseImage = "HERMES_S6_BASE_IMAGE"
+	// envHermeticBaseImage names the base of the hermetic stages, with
+	// Debian's s6 and execline (default hermes-s6-base:<suite>-s6).
+	envHermeticBaseImage = "HERMES_S6_HERMETIC_BASE_IMAGE"
+	// envS6OverlayVersion is the s6-overlay version the stand-in emulates
+	// (build argument HERMETIC_S6_OVERLAY_VERSION; default: the Dockerfile's).
+	envS6OverlayVersion = "HERMES_S6_E2E_S6_OVERLAY_VERSION"
 	// envImage names the test image to build and run (default hermes-s6:e2e).
 	envImage = "HERMES_S6_E2E_IMAGE"
-	// envNoBuild=1 uses the existing bin/ binaries and test image as they are.
+	// envNoBuild=1 uses the existing bin/ binaries and test image as they are
+	// (any image: a production one too, see README.md).
 	envNoBuild = "HERMES_S6_E2E_NO_BUILD"
 )
 
 var (
-	repoRoot  string
-	baseImage = envOr(envBaseImage, "hermes-s6-base:bookworm")
-	testImage = envOr(envImage, "hermes-s6:e2e")
+	repoRoot          string
+	suite             = envOr(envSuite, "trixie")
+	baseImage         = envOr(envBaseImage, "hermes-s6-base:"+suite)
+	hermeticBaseImage = envOr(envHermeticBaseImage, "hermes-s6-base:"+suite+"-s6")
+	testImage         = envOr(envImage, "hermes-s6:e2e")
 	// setupErr is why the image could not be prepared; every test fails with it.
 	setupErr error
 )
@@ -89,8 +103,8 @@ func setup() {
 		cmd  *exec.Cmd
 	}{
 		{"build the binaries", goBuild(ctx)},
-		{"make the base image", exec.CommandContext(ctx, filepath.Join(repoRoot, "scripts", "base-image.sh"), baseImage)},
-		{"build the test image", dockerBuild(ctx, repoRoot, "hermetic-test", testImage, nil)},
+		{"make the base images", exec.CommandContext(ctx, filepath.Join(repoRoot, "scripts", "base-image.sh"), suite)},
+		{"build the test image", dockerBuild(ctx, repoRoot, "hermetic-test", testImage, testImageArgs())},
 	}
 	for _, s := range steps {
 		s.cmd.Dir = repoRoot
@@ -102,16 +116,26 @@ func setup() {
 	fmt.Fprintf(os.Stderr, "e2e setup: binaries, base image and %s ready in %v\n", testImage, time.Since(start).Round(time.Millisecond))
 }
 
-// goBuild builds the two programs statically into bin/, as the Dockerfile expects.
+// testImageArgs are the build arguments of the test image.
+func testImageArgs() map[string]string {
+	if v := os.Getenv(envS6OverlayVersion); v != "" {
+		return map[string]string{"HERMETIC_S6_OVERLAY_VERSION": v}
+	}
+	return nil
+}
+
+// goBuild builds the two programs and the stand-in's setuid helper
+// statically into bin/, as the Dockerfile expects.
 func goBuild(ctx context.Context) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", "bin/", "./cmd/reconcile-profiles", "./cmd/perm-watcher")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", "bin/", "./cmd/reconcile-profiles", "./cmd/perm-watcher", "./hermetic/fix-run-owner")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	return cmd
 }
 
 // dockerBuild runs the classic builder (no BuildKit) on the context dir.
 func dockerBuild(ctx context.Context, dir, target, tag string, args map[string]string) *exec.Cmd {
-	argv := []string{"build", "--force-rm", "--target", target, "-t", tag, "--build-arg", "BASE_IMAGE=" + baseImage}
+	argv := []string{"build", "--force-rm", "--target", target, "-t", tag,
+		"--build-arg", "BASE_IMAGE=" + baseImage, "--build-arg", "HERMETIC_BASE_IMAGE=" + hermeticBaseImage}
 	for k, v := range args {
 		argv = append(argv, "--build-arg", k+"="+v)
 	}

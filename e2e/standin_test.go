@@ -66,8 +66,9 @@ func TestStandInReapsZombies(t *testing.T) {
 	})
 }
 
-// TestStandInStopIsFast: docker stop ends the container in well under the
-// engine's 10 s timeout (S6_KILL_GRACETIME is 100 ms in the test image).
+// TestStandInStopIsFast: docker stop ends the container by itself (exit 0),
+// under the engine's 10 s timeout (S6_KILL_GRACETIME is 100 ms in the test
+// image).
 func TestStandInStopIsFast(t *testing.T) {
 	requireImage(t)
 	t.Parallel()
@@ -77,7 +78,9 @@ func TestStandInStopIsFast(t *testing.T) {
 	if err := b.Stop(context.Background(), &timeout); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > 3*time.Second {
+	// Under docker's 10 s stop timeout, with room for a loaded machine
+	// (scripts/boot-times.sh measures it: about 1 s on an idle one).
+	if d := time.Since(start); d > 8*time.Second {
 		t.Errorf("docker stop took %v", d)
 	}
 	st, err := b.State(context.Background())
@@ -87,4 +90,83 @@ func TestStandInStopIsFast(t *testing.T) {
 	if st.ExitCode != 0 {
 		t.Errorf("exit code after docker stop = %d, want 0", st.ExitCode)
 	}
+}
+
+// isStandIn reports whether the test image runs the hermetic stand-in
+// (hermetic/init) rather than s6-overlay.
+func isStandIn(t *testing.T) bool {
+	t.Helper()
+	_, err := dockerCLI("run", "--rm", "--entrypoint", "test", testImage, "-x", "/usr/lib/hermetic-s6/stage2")
+	return err == nil
+}
+
+// requireStandIn skips a test of the stand-in's own details on any other image.
+func requireStandIn(t *testing.T) {
+	t.Helper()
+	if !isStandIn(t) {
+		t.Skipf("%s does not run the hermetic stand-in (no /usr/lib/hermetic-s6/stage2): this test checks a detail of the stand-in only", testImage)
+	}
+}
+
+// TestStandInEmulatesItsVersion: the stand-in lays out the evidence of the
+// s6-overlay version it emulates as that version's noarch tarball does.
+func TestStandInEmulatesItsVersion(t *testing.T) {
+	requireImage(t)
+	t.Parallel()
+	requireStandIn(t)
+	v := s6OverlayVersion(t)
+	script := `test "$HERMETIC_S6_OVERLAY_VERSION" = "` + v + `" || { echo "HERMETIC_S6_OVERLAY_VERSION=$HERMETIC_S6_OVERLAY_VERSION, link says ` + v + `"; exit 1; }
+test -d /package/admin/s6-overlay-` + v + `
+`
+	if readsUserBundlesD(v) {
+		script += `test ! -e /etc/s6-overlay/s6-rc.d/user && test ! -e /etc/s6-overlay/s6-rc.d/user2`
+	} else {
+		script += `for b in user user2; do test "$(cat /etc/s6-overlay/s6-rc.d/$b/type)" = bundle; done`
+	}
+	if out, err := dockerCLI("run", "--rm", "--entrypoint", "sh", testImage, "-c", "set -e\n"+script); err != nil {
+		t.Errorf("stand-in emulating %s: %v\n%s", v, err, out)
+	}
+}
+
+// TestStandInRunOwnerHelper: the setuid helper that gives /run to a -u
+// container's user is setuid root and refuses everything else: arguments,
+// and any call once the scandir exists (here: hermes in a running root
+// container, who must not get /run).
+func TestStandInRunOwnerHelper(t *testing.T) {
+	requireImage(t)
+	t.Parallel()
+	requireStandIn(t)
+	b := shared(t)
+	b.MustSh(t, `h=/usr/lib/hermetic-s6/fix-run-owner
+test "$(stat -c %U:%a "$h")" = root:4755
+rc=0; "$h" 2>/dev/null || rc=$?; test "$rc" = 100 || { echo "no arguments, scandir present: exit $rc, want 100"; exit 1; }
+rc=0; "$h" /etc 2>/dev/null || rc=$?; test "$rc" = 100 || { echo "with an argument: exit $rc, want 100"; exit 1; }
+test "$(stat -c %U /run)" = root`)
+}
+
+// TestScandirAsS6OverlayMakesIt: the entries and control files that
+// s6-overlay's scandir has besides the project's (S6-OVERLAY-FACTS.md),
+// whatever makes them; owned by the container's user.
+func TestScandirAsS6OverlayMakesIt(t *testing.T) {
+	requireImage(t)
+	t.Parallel()
+	forEachMode(t, func(t *testing.T, m mode) {
+		b := sharedIn(t, m)
+		// As root: .s6-svscan's scripts and perm-watcher's supervise/ are
+		// not hermes's to read in a root container.
+		b.MustSh(t, `u=`+string(m)+`
+s=/run/service
+for f in SIGTERM SIGHUP SIGINT SIGQUIT SIGUSR1 SIGUSR2 crash finish; do
+  test -x "$s/.s6-svscan/$f" || { echo "no executable .s6-svscan/$f"; exit 1; }
+  test "$(stat -c %U "$s/.s6-svscan/$f")" = "$u" || { echo ".s6-svscan/$f is $(stat -c %U "$s/.s6-svscan/$f")'s"; exit 1; }
+done
+test -d "$s/s6-linux-init-shutdownd" && test ! -L "$s/s6-linux-init-shutdownd"
+for n in s6rc-fdholder s6rc-oneshot-runner; do
+  test -L "$s/$n" && test "$(stat -c %U "$s/$n")" = "$u" || { echo "$n: not a symlink of $u"; exit 1; }
+done
+d=$s/perm-watcher
+test "$(stat -c %U:%a "$d/supervise")" = "$u:700"
+test "$(stat -c %U:%a "$d/supervise/control")" = "$u:600"
+test "$(stat -c %U:%a "$d/event")" = "$u:3730"`, AsRoot())
+	})
 }
