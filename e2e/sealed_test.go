@@ -167,3 +167,23 @@ test ! -e /run/service/gateway-rootlink`)
 	}
 	t.Logf("sealed attack suite (container): %d attempts, %d escapes", attempts, escapes)
 }
+
+// TestSealedAsHermesContainer: sealed mode in a container started as
+// hermes (-u hermes) is meaningless (every s6 process is hermes's already):
+// it is ignored with a warning, and the container boots as in open mode.
+func TestSealedAsHermesContainer(t *testing.T) {
+	requireImage(t)
+	t.Parallel()
+	vol := newVolume(t)
+	if err := seed(t.Context(), vol, sealedSeed); err != nil {
+		t.Fatal(err)
+	}
+	b := startBox(t, boxOpts{mode: asHermes, volume: vol, env: map[string]string{"HERMES_S6_MODE": "sealed"}})
+	b.MustSh(t, `grep -q 'profile=alpha prior_state=running action=started' /opt/data/logs/container-boot.log
+test -d /run/service/gateway-alpha
+i=0; until [ "$(/command/s6-svstat -o up /run/service/gateway-alpha)" = true ]; do i=$((i+1)); [ $i -lt 200 ] || exit 1; sleep 0.05; done`)
+	waitFor(t, 10*time.Second, "the warning that sealed mode is ignored", func() (bool, string) {
+		logs := b.logs(t)
+		return strings.Contains(logs, "sealed mode is meaningless"), tail(logs, 2000)
+	})
+}
