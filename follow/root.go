@@ -33,8 +33,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -219,6 +221,13 @@ func Root(ctx context.Context, cfg RootConfig) error {
 	// Slots already there (this longrun restarted within a container
 	// run) are kept until the reader's first snapshot says otherwise, and
 	// converged once then.
+	if ents, err := os.ReadDir(cfg.Scandir); err == nil {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), GonePrefix) {
+				_ = os.RemoveAll(filepath.Join(cfg.Scandir, e.Name())) // left by a previous run
+			}
+		}
+	}
 	existing, err := r.slots()
 	if err != nil {
 		return err
@@ -445,6 +454,13 @@ func (r *root) answer(d *delivery, fails []string, partial bool) {
 	}
 }
 
+// goneSeq numbers the directories removed slots are renamed to.
+var goneSeq atomic.Uint64
+
+// GonePrefix names a removed slot's directory between its removal from the
+// scandir and its deletion (a dot name: s6-svscan ignores it).
+const GonePrefix = slot.TmpPrefix + "gone-"
+
 func (r *root) startRemoval(name string) {
 	r.removing[name] = true
 	delete(r.applied, name)
@@ -454,21 +470,42 @@ func (r *root) startRemoval(name string) {
 		defer func() { <-r.remSem }()
 		start := time.Now()
 		down := stopService(dir, r.cfg.StopTimeout, 5*time.Millisecond)
-		var err error
-		for i := 0; i < 5; i++ {
-			// s6-supervise may still be writing supervise/status while the
-			// tree goes: retry a directory that refilled.
-			if err = os.RemoveAll(dir); err == nil {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		// The slot leaves the scandir by a rename, not a delete: its
+		// directory (and so its inode) lives on under a dot name until
+		// its supervisors are gone. Deleted at once, its inode number
+		// could be reused by the same profile's next slot, and s6-svscan,
+		// which knows services by device and inode, would take the new
+		// slot for the old one whose supervisors it is pruning: the new
+		// slot would get no supervisor (seen with a create/delete churn).
+		gone := filepath.Join(r.cfg.Scandir, GonePrefix+strconv.FormatUint(goneSeq.Add(1), 10))
+		err := os.Rename(dir, gone)
 		ev := r.log.Info()
 		if err != nil {
 			ev = r.log.Error().Err(err)
 		}
 		ev.Str("profile", name).Str("path", dir).Bool("was_down", down).Dur("duration_ms", time.Since(start)).Msg("slot removed")
-		r.removed <- name
+		r.removed <- name // the loop prunes now: the name is gone
+		if err != nil {
+			return
+		}
+		// Delete it once no supervisor listens on its control FIFOs any
+		// more (or after StopTimeout: pruned supervisors exit at once).
+		deadline := time.Now().Add(r.cfg.StopTimeout)
+		for time.Now().Before(deadline) &&
+			(control(gone, "") != errNoSupervisor || control(filepath.Join(gone, slot.LogDir), "") != errNoSupervisor) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		for i := 0; i < 5; i++ {
+			// s6-supervise may still be writing supervise/status while the
+			// tree goes: retry a directory that refilled.
+			if err = os.RemoveAll(gone); err == nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err != nil {
+			r.log.Warn().Err(err).Str("path", gone).Msg("removed slot's directory not deleted (a dot name: s6-svscan ignores it)")
+		}
 	}()
 }
 

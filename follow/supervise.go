@@ -38,7 +38,7 @@ func servicePid(dir string) (pid uint64, ok bool) {
 
 // control writes cmd to dir's supervise/control, as s6-svc does, without
 // blocking: no supervisor listening (ENXIO) or no FIFO (ENOENT) is
-// errNoSupervisor.
+// errNoSupervisor. An empty cmd only asks whether a supervisor listens.
 func control(dir, cmd string) error {
 	p := filepath.Join(dir, "supervise", "control")
 	fd, err := unix.Open(p, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -49,6 +49,9 @@ func control(dir, cmd string) error {
 		return &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	defer unix.Close(fd)
+	if cmd == "" {
+		return nil // only asking whether a supervisor listens
+	}
 	if _, err := unix.Write(fd, []byte(cmd)); err != nil {
 		return &os.PathError{Op: "write", Path: p, Err: err}
 	}
