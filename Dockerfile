@@ -75,7 +75,7 @@ COPY bin/ /tmp/hermes-s6-bin/
 RUN set -eu; \
     install -m 0755 /tmp/hermes-s6-bin/reconcile-profiles /tmp/hermes-s6-bin/perm-watcher /usr/local/bin/; \
     /usr/lib/hermetic-s6/install "${HERMETIC_S6_OVERLAY_VERSION}"; \
-    /usr/lib/hermes-s6/install-user-bundle perm-watcher reconcile-profiles
+    /usr/lib/hermes-s6/install-user-bundle perm-watcher profile-follower reconcile-profiles
 
 FROM hermetic-base AS hermetic
 VOLUME ["/opt/data"]

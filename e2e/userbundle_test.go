@@ -94,7 +94,7 @@ func TestUserBundleWhereTheVersionLooks(t *testing.T) {
 	requireImage(t)
 	t.Parallel()
 	v := s6OverlayVersion(t)
-	script := `for n in perm-watcher reconcile-profiles; do test -e "$dir/contents.d/$n" || { echo "$n is not in $dir/contents.d"; exit 1; }; done`
+	script := `for n in perm-watcher profile-follower reconcile-profiles; do test -e "$dir/contents.d/$n" || { echo "$n is not in $dir/contents.d"; exit 1; }; done`
 	if readsUserBundlesD(v) {
 		script = `dir=` + userBundles + `
 if test -e ` + legacyUser + `; then echo "` + legacyUser + ` exists: s6-overlay ` + v + ` then ignores user-bundles.d and cannot boot as -u hermes"; exit 1; fi

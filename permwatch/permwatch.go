@@ -62,11 +62,16 @@ const ServiceName = "perm-watcher"
 
 // DefaultExcludes are the scandir entries never touched: s6-rc's and
 // s6-linux-init's own services (s6-svscan-log is the catch-all logger
-// s6-linux-init may create) and perm-watcher itself. They are matched
-// against the entry's name and, for a root-owned symlink, the name of the
-// directory it resolves to; a root-owned excluded directory is also
-// remembered by device and inode, so renaming it changes nothing.
-var DefaultExcludes = []string{"s6rc-*", "s6-linux-*", "s6-svscan-log", ServiceName}
+// s6-linux-init may create), perm-watcher itself and sealed mode's
+// follower. They are matched against the entry's name and, for a
+// root-owned symlink, the name of the directory it resolves to; a
+// root-owned excluded directory is also remembered by device and inode, so
+// renaming it changes nothing.
+var DefaultExcludes = []string{"s6rc-*", "s6-linux-*", "s6-svscan-log", ServiceName, FollowerServiceName}
+
+// FollowerServiceName is the s6-rc longrun of reconcile-profiles --follow
+// (sealed mode's slot publisher): like perm-watcher, root's alone.
+const FollowerServiceName = "profile-follower"
 
 // Defaults.
 const (
@@ -697,6 +702,14 @@ func (e *engine) exclude(id perms.ServiceID) bool {
 // handle re-reads one scandir entry: makes what s6-supervise would make
 // and is missing, and hands over what s6-supervise made.
 func (e *engine) handle(name string) {
+	if e.cfg.Policy == perms.PolicySealed && strings.HasPrefix(name, ".") {
+		// Sealed mode: a dot entry is a slot being staged by root's
+		// follower (reconcile-profiles --follow), which prepares it
+		// itself before the rename; preparing it here too would race it
+		// (each refuses what the other just made). The user cannot make
+		// dot entries there: the scandir is root's.
+		return
+	}
 	e.stats.Handles++
 	base := filepath.Join(e.scandir, name)
 	if e.sd == nil {

@@ -10,6 +10,7 @@
 package reconcile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,17 @@ var (
 // .s6-svscan/control and lock belong to owner.
 type HandOverFunc func(scandir string, owner perms.Owner) ([]perms.Outcome, error)
 
+// Sink receives the pass's slots instead of the scandir: sealed mode's
+// reader (package follow), which runs this same pass as the user and hands
+// the slots to root as records. Publish is called once per slot, from
+// several goroutines; Commit once after the last, in place of the rescan,
+// and returns the slots root could not make (name -> boot log reason).
+type Sink interface {
+	Publish(slot.Spec) (slot.Result, error)
+	Close() error // after the last Publish, before Commit
+	Commit(ctx context.Context) (failed map[string]string, err error)
+}
+
 // Config is one run.
 type Config struct {
 	HermesHome string // HERMES_HOME: the default profile, and profiles/
@@ -78,6 +90,8 @@ type Config struct {
 	HandOver HandOverFunc
 	// Workers is the number of profiles reconciled at once (0: automatic).
 	Workers int
+	// Sink, if set, receives the slots instead of the scandir (see Sink).
+	Sink Sink
 }
 
 func (c *Config) defaults() {

@@ -63,7 +63,13 @@ func Pass(ctx context.Context, cfg Config, argv []string) (Summary, error) {
 	unix.Umask(0o022)
 	now := cfg.Now()
 
-	pub, pubErr := slot.NewPublisher(cfg.Scandir, cfg.DryRun)
+	var pub publisher
+	var pubErr error
+	if cfg.Sink != nil {
+		pub = cfg.Sink
+	} else {
+		pub, pubErr = slot.NewPublisher(cfg.Scandir, cfg.DryRun)
+	}
 	if pubErr != nil {
 		log.Error().Str("path", cfg.Scandir).Err(pubErr).Msg("scandir cannot be listed: no slot can be published")
 	}
@@ -121,6 +127,27 @@ func Pass(ctx context.Context, cfg Config, argv []string) (Summary, error) {
 
 	// Rescan: once, after every slot is published.
 	switch {
+	case cfg.Sink != nil:
+		// Sealed mode's reader: the slots go to root now, as one
+		// snapshot; root publishes them and rescans.
+		failed, err := cfg.Sink.Commit(ctx)
+		if err != nil {
+			sum.RescanSkipped = err.Error()
+			log.Error().Err(err).Msg("the slots could not be handed to root")
+		}
+		for i := range sum.Slots {
+			o := &sum.Slots[i]
+			if !o.Published {
+				continue
+			}
+			if reason, bad := failed[o.Entry.Profile]; bad || err != nil {
+				if reason == "" {
+					reason = ReasonPublishFailed
+				}
+				o.Published, o.Entry.Action, o.Entry.Reason = false, bootlog.Error, reason
+			}
+		}
+		sum.Rescanned = err == nil
 	case cfg.DryRun:
 		sum.RescanSkipped = "dry-run"
 	case pubErr != nil:
@@ -167,7 +194,14 @@ type namedOutcome struct {
 	include bool // gets a boot-log line
 }
 
-func reconcileNamed(ctx context.Context, cfg *Config, log zerolog.Logger, pub *slot.Publisher, pubErr error,
+// publisher is where the pass's slots go: the scandir (*slot.Publisher),
+// or a Sink.
+type publisher interface {
+	Publish(slot.Spec) (slot.Result, error)
+	Close() error
+}
+
+func reconcileNamed(ctx context.Context, cfg *Config, log zerolog.Logger, pub publisher, pubErr error,
 	d profile.Decision, now time.Time) namedOutcome {
 	o := namedOutcome{include: true}
 	o.Entry = bootlog.Entry{Time: now, Profile: d.Name, PriorState: d.State.Raw, PriorExit: profile.ExitUnknown}
@@ -202,7 +236,7 @@ func reconcileNamed(ctx context.Context, cfg *Config, log zerolog.Logger, pub *s
 	return o
 }
 
-func reconcileDefault(ctx context.Context, cfg *Config, log zerolog.Logger, pub *slot.Publisher, pubErr error,
+func reconcileDefault(ctx context.Context, cfg *Config, log zerolog.Logger, pub publisher, pubErr error,
 	argv []string, dec profile.Decisions, now time.Time) SlotOutcome {
 	home := cfg.HermesHome
 	d := dec.Default
@@ -247,7 +281,7 @@ func logMultiplex(log zerolog.Logger, m profile.Multiplex) {
 	ev.Str("source", m.Source).Bool("multiplex", m.On).Msg("gateway multiplexing decided")
 }
 
-func publish(ctx context.Context, cfg *Config, log zerolog.Logger, pub *slot.Publisher, pubErr error,
+func publish(ctx context.Context, cfg *Config, log zerolog.Logger, pub publisher, pubErr error,
 	o *SlotOutcome, spec slot.Spec, st profile.State) {
 	ev := func(e *zerolog.Event) *zerolog.Event {
 		return e.Str("profile", spec.Name).Str("path", cfg.Scandir+"/"+slot.DirName(spec.Name))

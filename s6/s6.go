@@ -61,7 +61,17 @@ func Detect(fsys fs.FS) Detection {
 // The FIFO is opened write-only and non-blocking, so a scandir without a
 // reader fails at once with ErrNotRunning instead of hanging, and with
 // O_NOFOLLOW, so a planted symlink is refused.
-func Rescan(scandir string) error {
+func Rescan(scandir string) error { return Control(scandir, "a") }
+
+// Prune asks the s6-svscan watching scandir to rescan it and to stop the
+// supervisors of services whose directory is gone, as `s6-svscanctl -an`
+// does. s6 2.11 prunes only supervisors whose directory is already gone at
+// that moment: delete the slot first, then Prune.
+func Prune(scandir string) error { return Control(scandir, "an") }
+
+// Control writes cmd (s6-svscanctl's letters) to scandir's control FIFO,
+// with the same non-blocking, no-symlink open as Rescan.
+func Control(scandir, cmd string) error {
 	p := filepath.Join(scandir, ControlFIFO)
 	fd, err := syscall.Open(p, syscall.O_WRONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
@@ -71,7 +81,7 @@ func Rescan(scandir string) error {
 		return &os.PathError{Op: "rescan", Path: p, Err: err}
 	}
 	defer syscall.Close(fd)
-	if _, err := syscall.Write(fd, []byte("a")); err != nil {
+	if _, err := syscall.Write(fd, []byte(cmd)); err != nil {
 		return &os.PathError{Op: "rescan", Path: p, Err: err}
 	}
 	return nil

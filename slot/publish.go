@@ -30,8 +30,15 @@ var ErrNotDir = errors.New("slot exists and is not a directory")
 type Publisher struct {
 	Scandir string
 	DryRun  bool
-	entries map[string]fs.FileMode // type bits of the scandir's entries
-	umask   uint32
+	// BeforeRename, if set, is called with the staging directory's name
+	// (a dot name in the scandir) once a new slot is complete and before it
+	// is renamed into place, i.e. before s6-svscan can see it. Sealed mode
+	// pre-creates supervise/ and supervise/control there (package perms),
+	// so that the user's first s6-svc never meets root's 0700 supervise/.
+	// An error abandons the new slot.
+	BeforeRename func(stagingName string) error
+	entries      map[string]fs.FileMode // type bits of the scandir's entries
+	umask        uint32
 
 	sharedOnce sync.Once
 	sharedDir  string // SharedName's path once made, "" if not (or failed)
@@ -139,6 +146,9 @@ func (p *Publisher) create(s Spec, dst string) error {
 		return err
 	}
 	err := p.fill(s, tmp)
+	if err == nil && p.BeforeRename != nil {
+		err = p.BeforeRename(TmpName(s.Name))
+	}
 	if err == nil {
 		err = renameNoReplace(tmp, dst)
 	}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hermes-s6/hermes-s6/logging"
+	"github.com/hermes-s6/hermes-s6/mode"
 	"github.com/hermes-s6/hermes-s6/perms"
 	"github.com/hermes-s6/hermes-s6/permwatch"
 )
@@ -133,7 +134,8 @@ func parseArgs(args []string, euid int, stdout, stderr io.Writer) (opts options,
 	var (
 		scandir   = fs.String("scandir", permwatch.DefaultScandir, "the s6 scandir to look after")
 		user      = fs.String("user", permwatch.DefaultUser, "the unprivileged user (resolved by name at run time)")
-		policy    = fs.String("policy", string(perms.PolicyOwner), "owner, group or sealed (see above)")
+		policy    = fs.String("policy", string(perms.PolicyOwner), "owner, group or sealed (see above); sealed mode implies sealed")
+		modeFlag  = fs.String("mode", "", "open or sealed (env "+mode.Env+"; empty means open). Sealed: --policy sealed, and nothing else may be asked for")
 		excludes  stringList
 		noDefault = fs.Bool("no-default-excludes", false, "do not exclude "+strings.Join(permwatch.DefaultExcludes, ", ")+" by default")
 		once      = fs.Bool("once", false, "one full pass, then exit (as root)")
@@ -183,6 +185,22 @@ func parseArgs(args []string, euid int, stdout, stderr io.Writer) (opts options,
 	pol, err := perms.ParsePolicy(*policy)
 	if err != nil {
 		return fail("--policy: %v", err)
+	}
+	modeSet, policySet := false, false
+	fs.Visit(func(f *flag.Flag) {
+		modeSet = modeSet || f.Name == "mode"
+		policySet = policySet || f.Name == "policy"
+	})
+	m, err := mode.FromFlagOrEnv(*modeFlag, modeSet, os.Getenv)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if m == mode.Sealed {
+		// Sealed mode: event/ stays root's and nothing is handed over.
+		if policySet && pol != perms.PolicySealed {
+			return fail("--policy %s contradicts sealed mode (%s=sealed or --mode sealed), which needs --policy sealed", pol, mode.Env)
+		}
+		pol = perms.PolicySealed
 	}
 	if *check && *once {
 		return fail("--check changes nothing and --once changes permissions: give one of them")

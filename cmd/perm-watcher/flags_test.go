@@ -35,7 +35,7 @@ func TestParseArgs(t *testing.T) {
 			if c.Resync != 5*time.Minute {
 				t.Errorf("default --resync %v, want 5m (an idle 60 s window must hold no full pass)", c.Resync)
 			}
-			if strings.Join(c.Exclude, ",") != "s6rc-*,s6-linux-*,s6-svscan-log,perm-watcher" {
+			if strings.Join(c.Exclude, ",") != "s6rc-*,s6-linux-*,s6-svscan-log,perm-watcher,profile-follower" {
 				t.Errorf("default excludes %v", c.Exclude)
 			}
 		}},
@@ -89,6 +89,13 @@ func TestParseArgs(t *testing.T) {
 				t.Error("asUser set for root")
 			}
 		}},
+		{name: "sealed mode implies the sealed policy", euid: root, args: []string{"--mode", "sealed"}, validate: func(t *testing.T, o options) {
+			if o.cfg.Policy != perms.PolicySealed {
+				t.Errorf("policy %q, want sealed", o.cfg.Policy)
+			}
+		}},
+		{name: "sealed mode refuses another policy", euid: root, args: []string{"--mode", "sealed", "--policy", "owner"}, code: 100, exit: true, stderr: []string{"contradicts sealed mode"}},
+		{name: "unknown mode", euid: root, args: []string{"--mode", "closed"}, code: 100, exit: true, stderr: []string{"unknown mode", "HERMES_S6_MODE"}},
 		{name: "version", euid: user, args: []string{"--version"}, code: 0, exit: true, stdout: []string{"perm-watcher dev"}},
 		{name: "help", euid: user, args: []string{"--help"}, code: 0, exit: true, stdout: []string{
 			"owner  (default)", "group ", "s6-svperms", // both policies

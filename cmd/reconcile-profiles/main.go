@@ -14,7 +14,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hermes-s6/hermes-s6/follow"
 	"github.com/hermes-s6/hermes-s6/logging"
+	"github.com/hermes-s6/hermes-s6/mode"
 	"github.com/hermes-s6/hermes-s6/reconcile"
 )
 
@@ -75,6 +77,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var cfg reconcile.Config
 	var format, level string
 	var showVersion bool
+	var modeFlag string
+	var followFlag, internalReader, internalBoot bool
+	var notifyFD, maxProfiles int
 	fs.StringVar(&cfg.HermesHome, "hermes-home", envOr("HERMES_HOME", reconcile.DefaultHermesHome), "HERMES_HOME: the root profile, with named profiles under profiles/ (env HERMES_HOME)")
 	fs.StringVar(&cfg.Scandir, "scandir", envOr("S6_PROFILE_GATEWAY_SCANDIR", reconcile.DefaultScandir), "s6-svscan's scan directory (env S6_PROFILE_GATEWAY_SCANDIR)")
 	fs.StringVar(&cfg.User, "user", reconcile.DefaultUser, "unprivileged user, resolved by name at run time; baked by name into the slot scripts")
@@ -87,10 +92,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&format, "log-format", "json", "log format on stderr: json or console")
 	fs.StringVar(&level, "log-level", os.Getenv(logging.LevelEnv), "log level: trace, debug, info, warn, error (env LOG_LEVEL; empty means info)")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
+	fs.StringVar(&modeFlag, "mode", "", "open or sealed (env "+mode.Env+"; empty means open). Sealed: the scandir and every slot stay root's and --follow publishes the slots; this boot pass then does nothing as root")
+	fs.BoolVar(&followFlag, "follow", false, "the s6-rc longrun: in sealed mode (as root) keep the gateway slots equal to the profiles for the container's lifetime; in open mode signal readiness and wait for SIGTERM at zero CPU")
+	fs.IntVar(&notifyFD, "notify-fd", -1, "with --follow: write a newline to this fd once the first snapshot of the profiles is applied (s6 readiness)")
+	fs.IntVar(&maxProfiles, "max-profiles", follow.DefaultMaxRecords-1, "sealed mode: most named profiles that get a slot (each costs root two s6-supervise processes); the reader is refused beyond it")
+	fs.BoolVar(&internalReader, "internal-reader", false, "internal: the sealed-mode reader, started by --follow as the user")
+	fs.BoolVar(&internalBoot, "internal-boot", false, "internal: the reader's first start in this container")
 	usage := func(w io.Writer) {
 		fs.SetOutput(w)
 		fmt.Fprint(w, usageHead)
 		fs.VisitAll(func(f *flag.Flag) {
+			if strings.HasPrefix(f.Name, "internal-") {
+				return
+			}
 			name, usage := flag.UnquoteUsage(f)
 			fmt.Fprintf(w, "  %s\n    \t%s", strings.TrimSpace("--"+f.Name+" "+name), usage)
 			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
@@ -124,14 +138,58 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Log = log
 	cfg.Out = stdout
+	modeSet := false
+	fs.Visit(func(f *flag.Flag) { modeSet = modeSet || f.Name == "mode" })
+	m, err := mode.FromFlagOrEnv(modeFlag, modeSet, os.Getenv)
+	if err != nil {
+		log.Error().Err(err).Msg("wrong usage")
+		fmt.Fprintln(stderr, "reconcile-profiles:", err)
+		return exitUsage
+	}
+	if maxProfiles < 1 {
+		fmt.Fprintf(stderr, "reconcile-profiles: --max-profiles %d: must be at least 1\n", maxProfiles)
+		return exitUsage
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	err = reconcile.Run(ctx, cfg)
+	switch {
+	case internalReader:
+		cfg.Out = io.Discard
+		err = follow.RunReader(ctx, follow.ReaderMainConfig{Pass: cfg, MaxRecords: maxProfiles, Boot: internalBoot,
+			In: os.Stdin, Out: os.Stdout})
+	case followFlag:
+		fc := follow.FollowerConfig{Mode: m, HermesHome: cfg.HermesHome, Scandir: cfg.Scandir, User: cfg.User,
+			CommandDir: cfg.CommandDir, GatewayHome: cfg.GatewayHome, Proc: cfg.Proc, MaxRecords: maxProfiles + 1,
+			LogLevel: level, Log: log, Stderr: stderr}
+		if notifyFD >= 0 {
+			f := os.NewFile(uintptr(notifyFD), "notify-fd")
+			fc.Ready = func() {
+				if _, err := f.Write([]byte("\n")); err != nil {
+					log.Warn().Err(err).Int("fd", notifyFD).Msg("cannot signal readiness")
+				}
+				f.Close()
+			}
+		}
+		err = follow.RunFollower(ctx, fc)
+	case m == mode.Sealed && os.Geteuid() == 0 && !cfg.DryRun:
+		// The --follow longrun (which this oneshot depends on) has
+		// published the slots already; root here would only hand the
+		// scandir over, which is what sealed mode forbids.
+		log.Info().Str("mode", string(m)).Str("action", "skipped").Str("reason", "sealed").
+			Msg("sealed mode: the reconcile-profiles --follow longrun publishes the slots; nothing to do in the boot oneshot")
+		return exitOK
+	default:
+		if m == mode.Sealed && os.Geteuid() != 0 {
+			log.Warn().Int("uid", os.Geteuid()).Str("mode", string(m)).Str("reason", "not-root").
+				Msg("sealed mode is meaningless in a container that does not run as root: ignored, the boot pass runs as in open mode")
+		}
+		err = reconcile.Run(ctx, cfg)
+	}
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.Is(err, reconcile.ErrUsage):
+	case errors.Is(err, reconcile.ErrUsage), errors.Is(err, follow.ErrUsage):
 		log.Error().Err(err).Msg("wrong usage")
 		return exitUsage
 	default:

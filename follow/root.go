@@ -1,0 +1,660 @@
+// Package follow is sealed mode's following longrun (reconcile-profiles
+// --follow): gateway slots follow the profiles continuously, while root
+// never opens anything under HERMES_HOME.
+//
+// Two processes, one binary:
+//
+//   - root (Root): owns the scandir. It starts the reader as the
+//     unprivileged user, reads complete snapshots of (name, autostart)
+//     records from it (protocol.go), validates every record again as hostile
+//     input, and makes the scandir's gateway-* slots equal to the last
+//     snapshot: new slots from the fixed template (package slot), with
+//     supervise/ and supervise/control pre-created by package perms before
+//     s6-svscan can see them; removed slots stopped, waited for, deleted,
+//     then pruned from s6-svscan. If the reader dies, root keeps the slots it
+//     has and restarts it with backoff.
+//   - the reader (Reader), the same binary re-executed with a hidden flag
+//     under the user's credentials: it watches HERMES_HOME with inotify
+//     (level-triggered: an event only wakes it; it then re-reads and
+//     re-decides everything, with a bounded safety-net resync) and writes a
+//     snapshot whenever the decisions change.
+//
+// Root bounds what the reader can make it do: line length and record count
+// per snapshot (protocol.go), one snapshot read per MinInterval (a faster
+// reader blocks on its pipe), and a token bucket on slot changes (creates,
+// removals, down flips). Root's answers to the reader never block root.
+package follow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/hermes-s6/hermes-s6/s6"
+	"github.com/hermes-s6/hermes-s6/slot"
+)
+
+// Defaults of RootConfig.
+const (
+	DefaultMinInterval  = 10 * time.Millisecond
+	DefaultRate         = 100 // slot changes per second, sustained
+	DefaultBurst        = 500 // slot changes at once (300 profiles created at once pass)
+	DefaultStopTimeout  = 5 * time.Second
+	DefaultReadyTimeout = 30 * time.Second
+	DefaultBackoffMin   = 100 * time.Millisecond
+	DefaultBackoffMax   = 30 * time.Second
+	// removeWorkers bounds the slots being stopped and removed at once.
+	removeWorkers = 16
+)
+
+// Stream is one running reader as root sees it.
+type Stream struct {
+	Out  io.Reader // the reader's snapshots
+	Ack  AckWriter // root's answers (may be nil)
+	Wait func() error
+	Kill func()
+}
+
+// AckWriter receives root's answers; Write must never block for long
+// (the production one has a short write deadline).
+type AckWriter interface {
+	Write(p []byte) (int, error)
+}
+
+// Starter starts a reader; boot is true for the first one of this root
+// process (it may then do the boot pass's one-time work).
+type Starter func(ctx context.Context, boot bool) (*Stream, error)
+
+// RootConfig is root's side.
+type RootConfig struct {
+	Scandir     string
+	User        string // baked by name into the slot scripts
+	CommandDir  string
+	GatewayHome string
+
+	Start Starter
+	// Prepare pre-creates supervise/ and supervise/control (and log/'s) in
+	// the staging directory stagingName of the scandir (package perms). It
+	// is required: without it the user's first s6-svc would meet root's
+	// 0700 supervise/.
+	Prepare func(stagingName string) error
+
+	MaxRecords   int           // per snapshot (DefaultMaxRecords)
+	MinInterval  time.Duration // between two snapshots read (DefaultMinInterval)
+	Rate         float64       // slot changes per second (DefaultRate)
+	Burst        int           // slot changes at once (DefaultBurst)
+	StopTimeout  time.Duration // waiting for a removed gateway to be down
+	ReadyTimeout time.Duration // readiness is signalled after this even without a snapshot
+	BackoffMin   time.Duration
+	BackoffMax   time.Duration
+
+	// Rescan asks s6-svscan to rescan (s6.Rescan when nil); Prune to rescan
+	// and prune (s6.Prune when nil).
+	Rescan func(scandir string) error
+	Prune  func(scandir string) error
+
+	Ready func() // called once: first snapshot applied, or ReadyTimeout
+	Log   zerolog.Logger
+}
+
+func (c *RootConfig) defaults() {
+	if c.MaxRecords <= 0 {
+		c.MaxRecords = DefaultMaxRecords
+	}
+	if c.MinInterval <= 0 {
+		c.MinInterval = DefaultMinInterval
+	}
+	if c.Rate <= 0 {
+		c.Rate = DefaultRate
+	}
+	if c.Burst <= 0 {
+		c.Burst = DefaultBurst
+	}
+	if c.StopTimeout <= 0 {
+		c.StopTimeout = DefaultStopTimeout
+	}
+	if c.ReadyTimeout <= 0 {
+		c.ReadyTimeout = DefaultReadyTimeout
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = DefaultBackoffMin
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = DefaultBackoffMax
+	}
+	if c.Rescan == nil {
+		c.Rescan = s6.Rescan
+	}
+	if c.Prune == nil {
+		c.Prune = s6.Prune
+	}
+}
+
+// delivery is the latest snapshot of one reader, with where to answer.
+type delivery struct {
+	snap Snapshot
+	seq  int
+	ack  AckWriter
+}
+
+// mailbox keeps only the latest snapshot: level-triggered, root never
+// applies a stale one and never queues more than one.
+type mailbox struct {
+	mu     sync.Mutex
+	latest *delivery
+	wake   chan struct{}
+}
+
+func (m *mailbox) put(d *delivery) {
+	m.mu.Lock()
+	m.latest = d
+	m.mu.Unlock()
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (m *mailbox) take() *delivery {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := m.latest
+	m.latest = nil
+	return d
+}
+
+// Stats count root's work (logged at stop, read by tests and benchmarks).
+type Stats struct {
+	Snapshots  int // snapshots read
+	Violations int // streams ended by a protocol violation
+	Readers    int // readers started
+	Created    int
+	Removed    int
+	Flipped    int // down added or removed
+	Failed     int
+	Throttled  int // times the change budget ran out
+}
+
+type root struct {
+	cfg     *RootConfig
+	log     zerolog.Logger
+	box     mailbox
+	applied map[string]bool // slot name -> autostart, as last published
+	// removing: slots being stopped and removed; not touched meanwhile.
+	removing map[string]bool
+	removed  chan string
+	remSem   chan struct{}
+	bucket   bucket
+	pending  *delivery // applied partially (budget), to finish
+	ready    bool
+	mu       sync.Mutex
+	stats    Stats
+}
+
+// Root runs root's side until ctx ends. It returns nil on cancellation.
+func Root(ctx context.Context, cfg RootConfig) error {
+	cfg.defaults()
+	if cfg.Start == nil || cfg.Prepare == nil {
+		return errors.New("follow: RootConfig.Start and Prepare are required")
+	}
+	r := &root{
+		cfg:      &cfg,
+		log:      cfg.Log,
+		box:      mailbox{wake: make(chan struct{}, 1)},
+		applied:  map[string]bool{},
+		removing: map[string]bool{},
+		removed:  make(chan string, removeWorkers),
+		remSem:   make(chan struct{}, removeWorkers),
+		bucket:   newBucket(cfg.Rate, cfg.Burst),
+	}
+	// Slots already there (this longrun restarted within a container
+	// run) are kept until the reader's first snapshot says otherwise, and
+	// converged once then.
+	if ents, err := os.ReadDir(cfg.Scandir); err == nil {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), GonePrefix) {
+				_ = os.RemoveAll(filepath.Join(cfg.Scandir, e.Name())) // left by a previous run
+			}
+		}
+	}
+	existing, err := r.slots()
+	if err != nil {
+		return err
+	}
+	r.log.Info().Str("path", cfg.Scandir).Int("existing_slots", len(existing)).Int("max_records", cfg.MaxRecords).
+		Float64("rate", cfg.Rate).Int("burst", cfg.Burst).Msg("sealed follower starting")
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); r.readers(ctx) }()
+	defer wg.Wait()
+
+	readyTimer := time.NewTimer(cfg.ReadyTimeout)
+	defer readyTimer.Stop()
+	var budget <-chan time.Time
+	var budgetTimer *time.Timer
+	for {
+		select {
+		case <-ctx.Done():
+			r.mu.Lock()
+			st := r.stats
+			r.mu.Unlock()
+			r.log.Info().Interface("stats", st).Msg("sealed follower stopping")
+			return nil
+		case <-readyTimer.C:
+			if !r.ready {
+				r.log.Error().Dur("after", cfg.ReadyTimeout).Msg("no snapshot from the reader yet: signalling readiness anyway so that the container's boot goes on; slots follow when the reader reports")
+				r.signalReady()
+			}
+			continue
+		case <-r.box.wake:
+			if d := r.box.take(); d != nil {
+				r.pending = d
+			}
+		case name := <-r.removed:
+			r.finishRemovals(name)
+		case <-budget:
+			budget = nil
+		}
+		if r.pending == nil {
+			continue
+		}
+		if wait := r.apply(r.pending); wait > 0 {
+			if budgetTimer != nil {
+				budgetTimer.Stop()
+			}
+			budgetTimer = time.NewTimer(wait)
+			budget = budgetTimer.C
+		}
+	}
+}
+
+func (r *root) count(f func(*Stats)) {
+	r.mu.Lock()
+	f(&r.stats)
+	r.mu.Unlock()
+}
+
+func (r *root) signalReady() {
+	if r.ready {
+		return
+	}
+	r.ready = true
+	if r.cfg.Ready != nil {
+		r.cfg.Ready()
+	}
+}
+
+// slots lists the gateway slots in the scandir (real directories named
+// gateway-<valid name>) and removes stale staging directories.
+func (r *root) slots() (map[string]bool, error) {
+	ents, err := os.ReadDir(r.cfg.Scandir)
+	if err != nil {
+		return nil, fmt.Errorf("listing the scandir %s: %w", r.cfg.Scandir, err)
+	}
+	out := map[string]bool{}
+	for _, e := range ents {
+		n := e.Name()
+		if strings.HasPrefix(n, slot.TmpPrefix) && strings.HasSuffix(n, ".tmp") {
+			// A staging directory left by a crash: ours (the scandir is
+			// root's in sealed mode), never renamed in, so never scanned.
+			_ = os.RemoveAll(filepath.Join(r.cfg.Scandir, n))
+			continue
+		}
+		name, ok := strings.CutPrefix(n, slot.Prefix)
+		if !ok || !e.IsDir() || !SlotName(name) {
+			continue
+		}
+		out[name] = true
+	}
+	return out, nil
+}
+
+// apply makes the slots match d as far as the change budget allows. It
+// returns 0 when d is fully applied (or abandoned), else how long to wait
+// for the budget.
+func (r *root) apply(d *delivery) time.Duration {
+	present, err := r.slots()
+	if err != nil {
+		r.log.Error().Err(err).Msg("cannot list the scandir: snapshot not applied; retrying at the next one")
+		r.pending = nil
+		return 0
+	}
+	pub, err := slot.NewPublisher(r.cfg.Scandir, false)
+	if err != nil {
+		r.log.Error().Err(err).Str("path", r.cfg.Scandir).Msg("scandir unusable: snapshot not applied")
+		r.pending = nil
+		return 0
+	}
+	pub.BeforeRename = r.cfg.Prepare
+	want := make(map[string]bool, len(d.snap))
+	for _, rec := range d.snap {
+		want[rec.Name] = rec.Autostart
+	}
+	var fails []string
+	created, throttled := 0, false
+	for _, rec := range d.snap {
+		if r.removing[rec.Name] {
+			throttled = true // comes back once its removal is done
+			continue
+		}
+		last, known := r.applied[rec.Name]
+		if present[rec.Name] && known && last == rec.Autostart {
+			continue
+		}
+		if !r.bucket.take(time.Now()) {
+			throttled = true
+			break
+		}
+		res, err := pub.Publish(slot.Spec{Name: rec.Name, User: r.cfg.User, CommandDir: r.cfg.CommandDir,
+			Home: r.cfg.GatewayHome, Down: !rec.Autostart})
+		ev := r.log.Info()
+		if err != nil {
+			ev = r.log.Error().Err(err)
+			fails = append(fails, rec.Name)
+			r.count(func(s *Stats) { s.Failed++ })
+			delete(r.applied, rec.Name)
+		} else {
+			r.applied[rec.Name] = rec.Autostart
+			switch {
+			case res.Created:
+				created++
+				r.count(func(s *Stats) { s.Created++ })
+			case len(res.Changed) > 0:
+				r.count(func(s *Stats) { s.Flipped++ })
+			}
+		}
+		ev.Str("profile", rec.Name).Str("path", res.Path).Str("change", res.Summary()).Bool("autostart", rec.Autostart).Msg("slot published")
+	}
+	if err := pub.Close(); err != nil {
+		r.log.Warn().Err(err).Str("path", r.cfg.Scandir+"/"+slot.SharedName).Msg("could not remove the shared slot files (a dot directory: s6-svscan ignores it)")
+	}
+	if created > 0 {
+		if err := r.cfg.Rescan(r.cfg.Scandir); err != nil {
+			r.log.Error().Err(err).Str("path", r.cfg.Scandir).Msg("rescan failed: new slots are picked up at s6-svscan's next scan")
+		}
+	}
+	// Removals: present but not wanted (the default slot too: a dashboard
+	// container wants none).
+	var gone []string
+	for name := range present {
+		if _, ok := want[name]; !ok && !r.removing[name] {
+			gone = append(gone, name)
+		}
+	}
+	sort.Strings(gone)
+	for _, name := range gone {
+		if throttled || !r.bucket.take(time.Now()) {
+			throttled = true
+			break
+		}
+		r.startRemoval(name)
+	}
+	for name := range r.applied {
+		if !present[name] && !r.removing[name] {
+			if _, ok := want[name]; !ok {
+				delete(r.applied, name)
+			}
+		}
+	}
+	r.answer(d, fails, throttled)
+	if len(fails) > 0 && !throttled {
+		// A slot that could not be made is tried again (each try costs
+		// from the change budget), without waiting for the reader.
+		r.count(func(s *Stats) { s.Throttled++ })
+		if !r.ready {
+			r.signalReady()
+		}
+		return time.Second
+	}
+	if !throttled {
+		r.pending = nil
+		if !r.ready {
+			r.log.Info().Int("slots", len(d.snap)).Msg("first snapshot applied")
+			r.signalReady()
+		}
+		return 0
+	}
+	r.count(func(s *Stats) { s.Throttled++ })
+	wait := r.bucket.wait(time.Now())
+	r.log.Debug().Dur("wait", wait).Msg("slot change budget exhausted: the rest of the snapshot follows")
+	return max(wait, time.Millisecond)
+}
+
+// answer tells the reader which slots failed and, once the whole snapshot
+// is applied, that it is done. Answers are best effort: the writer has a
+// short deadline, and a reader that does not read them loses them.
+func (r *root) answer(d *delivery, fails []string, partial bool) {
+	if d.ack == nil {
+		return
+	}
+	var b strings.Builder
+	for _, n := range fails {
+		b.WriteString("fail " + n + "\n")
+	}
+	if !partial {
+		fmt.Fprintf(&b, "done %d\n", d.seq)
+	}
+	if b.Len() == 0 {
+		return
+	}
+	if _, err := d.ack.Write([]byte(b.String())); err != nil {
+		r.log.Debug().Err(err).Msg("answer to the reader not written")
+	}
+}
+
+// goneSeq numbers the directories removed slots are renamed to.
+var goneSeq atomic.Uint64
+
+// GonePrefix names a removed slot's directory between its removal from the
+// scandir and its deletion (a dot name: s6-svscan ignores it).
+const GonePrefix = slot.TmpPrefix + "gone-"
+
+func (r *root) startRemoval(name string) {
+	r.removing[name] = true
+	delete(r.applied, name)
+	dir := filepath.Join(r.cfg.Scandir, slot.DirName(name))
+	go func() {
+		r.remSem <- struct{}{}
+		defer func() { <-r.remSem }()
+		start := time.Now()
+		down := stopService(dir, r.cfg.StopTimeout, 5*time.Millisecond)
+		// The slot leaves the scandir by a rename, not a delete: its
+		// directory (and so its inode) lives on under a dot name until
+		// its supervisors are gone. Deleted at once, its inode number
+		// could be reused by the same profile's next slot, and s6-svscan,
+		// which knows services by device and inode, would take the new
+		// slot for the old one whose supervisors it is pruning: the new
+		// slot would get no supervisor (seen with a create/delete churn).
+		gone := filepath.Join(r.cfg.Scandir, GonePrefix+strconv.FormatUint(goneSeq.Add(1), 10))
+		err := os.Rename(dir, gone)
+		ev := r.log.Info()
+		if err != nil {
+			ev = r.log.Error().Err(err)
+		}
+		ev.Str("profile", name).Str("path", dir).Bool("was_down", down).Dur("duration_ms", time.Since(start)).Msg("slot removed")
+		r.removed <- name // the loop prunes now: the name is gone
+		if err != nil {
+			return
+		}
+		// Delete it once no supervisor listens on its control FIFOs any
+		// more (or after StopTimeout: pruned supervisors exit at once).
+		deadline := time.Now().Add(r.cfg.StopTimeout)
+		for time.Now().Before(deadline) &&
+			(control(gone, "") != errNoSupervisor || control(filepath.Join(gone, slot.LogDir), "") != errNoSupervisor) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		for i := 0; i < 5; i++ {
+			// s6-supervise may still be writing supervise/status while the
+			// tree goes: retry a directory that refilled.
+			if err = os.RemoveAll(gone); err == nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err != nil {
+			r.log.Warn().Err(err).Str("path", gone).Msg("removed slot's directory not deleted (a dot name: s6-svscan ignores it)")
+		}
+	}()
+}
+
+// finishRemovals collects finished removals and asks s6-svscan to prune
+// their supervisors: after the directories are gone, which is the order in
+// which s6 2.11 really prunes them.
+func (r *root) finishRemovals(first string) {
+	names := []string{first}
+	for more := true; more; {
+		select {
+		case n := <-r.removed:
+			names = append(names, n)
+		default:
+			more = false
+		}
+	}
+	for _, n := range names {
+		delete(r.removing, n)
+		r.count(func(s *Stats) { s.Removed++ })
+	}
+	if err := r.cfg.Prune(r.cfg.Scandir); err != nil {
+		r.log.Error().Err(err).Str("path", r.cfg.Scandir).Msg("prune failed: the removed slots' supervisors stay until the next one")
+	}
+	if r.pending == nil {
+		// A profile removed and re-created meanwhile waits for this.
+		if d := r.box.take(); d != nil {
+			r.pending = d
+		}
+	}
+}
+
+// readers runs the reader, restarting it with backoff, and delivers its
+// snapshots to the mailbox.
+func (r *root) readers(ctx context.Context) {
+	backoff := r.cfg.BackoffMin
+	boot := true
+	var last *delivery
+	for ctx.Err() == nil {
+		st, err := r.cfg.Start(ctx, boot)
+		r.count(func(s *Stats) { s.Readers++ })
+		started := time.Now()
+		if err != nil {
+			r.log.Error().Err(err).Dur("retry_in", backoff).Msg("cannot start the reader; slots are kept as they are")
+		} else {
+			boot = false
+			// Cancellation kills the reader, which ends the read below.
+			stopKill := context.AfterFunc(ctx, st.Kill)
+			err = r.consume(ctx, st, &last)
+			stopKill()
+			st.Kill()
+			werr := st.Wait()
+			if ctx.Err() != nil {
+				return
+			}
+			if time.Since(started) > time.Minute {
+				backoff = r.cfg.BackoffMin
+			}
+			r.log.Error().AnErr("stream", err).AnErr("exit", werr).Dur("retry_in", backoff).
+				Msg("the reader stopped; slots are kept as they are until a new reader reports")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, r.cfg.BackoffMax)
+	}
+}
+
+// consume reads snapshots until the stream ends or violates the protocol.
+// Identical consecutive snapshots are not delivered again.
+func (r *root) consume(ctx context.Context, st *Stream, last **delivery) error {
+	dec := NewDecoder(st.Out, r.cfg.MaxRecords)
+	seq := 0
+	for {
+		snap, err := dec.Next()
+		if err != nil {
+			if errors.Is(err, ErrProtocol) {
+				r.count(func(s *Stats) { s.Violations++ })
+				r.log.Error().Err(err).Msg("reader broke the protocol: its stream is dropped and it is restarted; slots are kept")
+			}
+			return err
+		}
+		seq++
+		r.count(func(s *Stats) { s.Snapshots++ })
+		d := &delivery{snap: snap, seq: seq, ack: st.Ack}
+		// The same snapshot again (from this reader or, after a restart,
+		// from the previous one) changes nothing: not delivered, so a
+		// reader repeating itself costs root one parse per MinInterval.
+		// The first snapshot of a reader is always applied (and answered).
+		if seq == 1 || *last == nil || !equal((*last).snap, snap) {
+			r.box.put(d)
+		}
+		*last = d
+		// A reader faster than this blocks on its pipe: this bounds the
+		// root CPU a hostile stream can cost.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(r.cfg.MinInterval):
+		}
+	}
+}
+
+func equal(a, b Snapshot) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// bucket is a token bucket on slot changes.
+type bucket struct {
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newBucket(rate float64, burst int) bucket {
+	return bucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
+}
+
+func (b *bucket) refill(now time.Time) {
+	if !b.last.IsZero() {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+}
+
+func (b *bucket) take(now time.Time) bool {
+	b.refill(now)
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// wait is how long until one token is there.
+func (b *bucket) wait(now time.Time) time.Duration {
+	b.refill(now)
+	if b.tokens >= 1 {
+		return 0
+	}
+	return time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
+}

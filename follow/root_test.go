@@ -1,0 +1,252 @@
+package follow
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// harness runs Root in-process on a temporary scandir with forged readers:
+// each Start hands out the next stream the test feeds.
+type harness struct {
+	t       *testing.T
+	scandir string
+	streams chan *fakeReader
+	starts  atomic.Int32
+	prunes  atomic.Int32
+	rescans atomic.Int32
+	ready   chan struct{}
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// fakeReader is what a compromised hermes controls: the bytes root reads.
+type fakeReader struct {
+	w       *os.File
+	acks    *os.File // root's answers (read end)
+	ackW    *os.File
+	r       *os.File
+	exited  chan struct{}
+	once    sync.Once
+	stopped atomic.Bool
+}
+
+func newFakeReader(t *testing.T) *fakeReader {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ar, aw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fakeReader{w: w, r: r, acks: ar, ackW: aw, exited: make(chan struct{})}
+}
+
+func (f *fakeReader) send(t *testing.T, s string) {
+	t.Helper()
+	if _, err := io.WriteString(f.w, s); err != nil {
+		t.Fatalf("forged stream: %v", err)
+	}
+}
+
+func (f *fakeReader) die() { f.once.Do(func() { f.w.Close(); close(f.exited) }) }
+
+func newHarness(t *testing.T, mod func(*RootConfig)) *harness {
+	t.Helper()
+	h := &harness{t: t, scandir: t.TempDir(), streams: make(chan *fakeReader, 16), ready: make(chan struct{}), done: make(chan struct{})}
+	cfg := RootConfig{
+		Scandir: h.scandir, User: "hermes",
+		Start: func(ctx context.Context, boot bool) (*Stream, error) {
+			h.starts.Add(1)
+			select {
+			case f := <-h.streams:
+				return &Stream{Out: f.r, Ack: deadlineWriter{f.ackW},
+					Kill: f.die, Wait: func() error { <-f.exited; f.r.Close(); return nil }}, nil
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		},
+		Prepare: func(staging string) error {
+			return os.Mkdir(filepath.Join(h.scandir, staging, "supervise"), 0o700)
+		},
+		Rescan:     func(string) error { h.rescans.Add(1); return nil },
+		Prune:      func(string) error { h.prunes.Add(1); return nil },
+		Ready:      func() { close(h.ready) },
+		BackoffMin: time.Millisecond, BackoffMax: 10 * time.Millisecond,
+		MinInterval: time.Millisecond, StopTimeout: 100 * time.Millisecond,
+		Log: zerolog.New(zerolog.NewTestWriter(t)),
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { defer close(h.done); _ = Root(ctx, cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		for {
+			select {
+			case f := <-h.streams:
+				f.die()
+				continue
+			default:
+			}
+			break
+		}
+		select {
+		case <-h.done:
+		case <-time.After(5 * time.Second):
+			t.Error("Root did not return within 5s of cancellation")
+		}
+	})
+	return h
+}
+
+func (h *harness) reader() *fakeReader {
+	f := newFakeReader(h.t)
+	h.streams <- f
+	return f
+}
+
+func (h *harness) slots() []string {
+	ents, _ := os.ReadDir(h.scandir)
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func (h *harness) waitSlots(want ...string) {
+	h.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := h.slots()
+		if equalStrings(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("scandir holds %v, want %v", got, want)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestRootAppliesSnapshotsAndKeepsSlotsWhenTheReaderDies(t *testing.T) {
+	h := newHarness(t, nil)
+	f := h.reader()
+	f.send(t, "snapshot\np default 1\np alpha 0\nend\n")
+	h.waitSlots("gateway-alpha", "gateway-default")
+	<-h.ready
+	if _, err := os.Stat(filepath.Join(h.scandir, "gateway-alpha", "down")); err != nil {
+		t.Error("alpha: autostart 0 but no down file")
+	}
+	if _, err := os.Stat(filepath.Join(h.scandir, "gateway-alpha", "supervise")); err != nil {
+		t.Error("supervise/ not prepared before the rename")
+	}
+	// The reader dies: slots stay, a new reader is started.
+	f.die()
+	g := h.reader()
+	time.Sleep(50 * time.Millisecond)
+	h.waitSlots("gateway-alpha", "gateway-default")
+	// The new reader's first snapshot is the truth: alpha goes.
+	g.send(t, "snapshot\np default 1\nend\n")
+	h.waitSlots("gateway-default")
+	for deadline := time.Now().Add(5 * time.Second); h.prunes.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if h.prunes.Load() == 0 {
+		t.Error("slot removed without asking s6-svscan to prune")
+	}
+	if h.starts.Load() < 2 {
+		t.Errorf("%d readers started, want a restart", h.starts.Load())
+	}
+}
+
+func TestRootDropsAViolatingStreamAndKeepsSlots(t *testing.T) {
+	h := newHarness(t, nil)
+	f := h.reader()
+	f.send(t, "snapshot\np default 1\np alpha 1\nend\n")
+	h.waitSlots("gateway-alpha", "gateway-default")
+	g := h.reader()
+	// A forged record: the stream is dropped before anything is applied.
+	f.send(t, "snapshot\np ../../etc 1\nend\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for h.starts.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if h.starts.Load() < 2 {
+		t.Fatal("violating reader not replaced")
+	}
+	h.waitSlots("gateway-alpha", "gateway-default")
+	g.send(t, "snapshot\np default 1\np alpha 1\np beta 0\nend\n")
+	h.waitSlots("gateway-alpha", "gateway-beta", "gateway-default")
+}
+
+func TestRootRateCap(t *testing.T) {
+	h := newHarness(t, func(c *RootConfig) { c.Burst = 5; c.Rate = 20 })
+	f := h.reader()
+	s := "snapshot\n"
+	for _, n := range []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"} {
+		s += "p " + n + " 0\n"
+	}
+	f.send(t, s+"end\n")
+	time.Sleep(20 * time.Millisecond)
+	if n := len(h.slots()); n > 6 {
+		t.Errorf("%d slots within 20 ms, the budget allows 5 at once", n)
+	}
+	h.waitSlots("gateway-a", "gateway-b", "gateway-c", "gateway-d", "gateway-e", "gateway-f", "gateway-g", "gateway-h", "gateway-i", "gateway-j")
+}
+
+// A reader that never reads root's answers cannot block root.
+func TestRootNeverBlocksOnAnswers(t *testing.T) {
+	h := newHarness(t, nil)
+	f := h.reader()
+	// Fill the answer pipe's buffer so that every write would block.
+	_ = f.ackW.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	junk := make([]byte, 1<<16)
+	for {
+		if _, err := f.ackW.Write(junk); err != nil {
+			break
+		}
+	}
+	for i := 0; i < 20; i++ {
+		name := string(rune('a' + i))
+		f.send(t, "snapshot\np "+name+" 0\nend\n")
+		h.waitSlots("gateway-" + name)
+	}
+}
+
+// The same snapshot repeated changes nothing (no rescan per repeat).
+func TestRootIgnoresRepeats(t *testing.T) {
+	h := newHarness(t, nil)
+	f := h.reader()
+	for i := 0; i < 50; i++ {
+		f.send(t, "snapshot\np default 1\nend\n")
+	}
+	h.waitSlots("gateway-default")
+	time.Sleep(50 * time.Millisecond)
+	if n := h.rescans.Load(); n != 1 {
+		t.Errorf("%d rescans for one new slot", n)
+	}
+}
