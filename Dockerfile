@@ -153,6 +153,6 @@ COPY rootfs/ /
 # Bundle membership goes where the s6-overlay just unpacked reads it
 # (s6-rc.d/user/contents.d up to 3.2.3.0, user-bundles.d from 3.2.3.1); the
 # script fails the build if it cannot tell which.
-RUN ["/usr/lib/hermes-s6/install-user-bundle", "perm-watcher", "reconcile-profiles"]
+RUN ["/usr/lib/hermes-s6/install-user-bundle", "perm-watcher", "profile-follower", "reconcile-profiles"]
 COPY bin/reconcile-profiles bin/perm-watcher /usr/local/bin/
 VOLUME ["/opt/data"]

@@ -173,7 +173,7 @@ func TestDistTarball(t *testing.T) {
 			strip = append(strip, p)
 		}
 		for _, d := range []string{"/etc/s6-overlay/s6-rc.d/user/contents.d/", "/etc/s6-overlay/user-bundles.d/user/contents.d/"} {
-			strip = append(strip, d+"perm-watcher", d+"reconcile-profiles")
+			strip = append(strip, d+"perm-watcher", d+"profile-follower", d+"reconcile-profiles")
 		}
 		bctx := t.TempDir()
 		copyTree(t, tarball, filepath.Join(bctx, name))
@@ -194,7 +194,7 @@ ARG HERMES_S6_SHA256=%s
 COPY ${HERMES_S6_TARBALL} /tmp/
 RUN cd /tmp && echo "${HERMES_S6_SHA256}  ${HERMES_S6_TARBALL}" | sha256sum -c - && \
     tar -C / -Jxpf "${HERMES_S6_TARBALL}" && rm -f "${HERMES_S6_TARBALL}" && \
-    /usr/lib/hermes-s6/install-user-bundle perm-watcher reconcile-profiles
+    /usr/lib/hermes-s6/install-user-bundle perm-watcher profile-follower reconcile-profiles
 `, testImage, strings.Join(strip, " "), name, sum)
 		if err := os.WriteFile(filepath.Join(bctx, "Dockerfile"), []byte(dockerfile), 0o644); err != nil {
 			t.Fatal(err)

@@ -193,6 +193,7 @@ check() { what=$1; shift; "$@" || { echo "FAIL: $what"; fail=1; }; }
 u=/etc/s6-overlay/s6-rc.d/user
 check "perm-watcher in $u/contents.d" test -f $u/contents.d/perm-watcher
 check "reconcile-profiles in $u/contents.d" test -f $u/contents.d/reconcile-profiles
+check "profile-follower in $u/contents.d" test -f $u/contents.d/profile-follower
 check "$u/type is still the tarball's" test "$(cat $u/type)" = bundle
 check "user2 untouched" test -z "$(ls -A /etc/s6-overlay/s6-rc.d/user2/contents.d)"
 check "no user-bundles.d (never read by this version)" test ! -e /etc/s6-overlay/user-bundles.d
@@ -205,6 +206,7 @@ check() { what=$1; shift; "$@" || { echo "FAIL: $what"; fail=1; }; }
 u=/etc/s6-overlay/user-bundles.d/user
 check "perm-watcher in $u/contents.d" test -f $u/contents.d/perm-watcher
 check "reconcile-profiles in $u/contents.d" test -f $u/contents.d/reconcile-profiles
+check "profile-follower in $u/contents.d" test -f $u/contents.d/profile-follower
 check "no s6-rc.d/user (it would hide user-bundles.d)" test ! -e /etc/s6-overlay/s6-rc.d/user
 exit $fail
 `,
