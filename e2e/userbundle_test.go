@@ -296,3 +296,46 @@ func checkOutcome(t *testing.T, img string, m mode, want outcome, v string) {
 		t.Errorf("s6-overlay %s as %s: %v, want %v", v, m, got, want)
 	}
 }
+
+// TestStoppedReconcileCannotHoldTheBoot: the reconcile-profiles oneshot runs
+// as hermes after its drop, so hermes can stop it (kill -STOP); s6-overlay
+// holds the container's command back until the user bundle is up, by
+// default for ever. The shipped definition has a timeout-up, so a stopped
+// reconcile fails the oneshot instead and the command runs. (Shortened to
+// 3 s here; the shipped value is 60 s.)
+func TestStoppedReconcileCannotHoldTheBoot(t *testing.T) {
+	requireImage(t)
+	t.Parallel()
+	img := deriveImage(t, `d=/etc/s6-overlay/s6-rc.d/reconcile-profiles
+test -s "$d/timeout-up" || { echo "the shipped reconcile-profiles has no timeout-up" >&2; exit 1; }
+echo 3000 > "$d/timeout-up"
+mv /usr/local/bin/reconcile-profiles /usr/local/bin/reconcile-profiles.real
+# Only the oneshot stops (the profile-follower longrun is the same binary with --follow).
+printf '#!/bin/sh\ncase " $* " in *" --follow "*) ;; *) kill -STOP $$ ;; esac\nexec /usr/local/bin/reconcile-profiles.real "$@"\n' > /usr/local/bin/reconcile-profiles
+chmod 0755 /usr/local/bin/reconcile-profiles`)
+	forEachMode(t, func(t *testing.T, m mode) {
+		ctx := context.Background()
+		c, err := testcontainers.Run(ctx, img, withUser(m),
+			testcontainers.WithCmd("sh", "-c", "echo command-ran; exit 7"),
+			testcontainers.WithWaitStrategy(wait.ForExit().WithExitTimeout(90*time.Second)))
+		b := &box{Container: c, name: t.Name(), mode: m}
+		if c != nil {
+			t.Cleanup(func() {
+				if t.Failed() {
+					b.dump(t)
+				}
+				_ = testcontainers.TerminateContainer(c)
+			})
+		}
+		if err != nil {
+			t.Fatalf("the container did not finish although reconcile-profiles was stopped with a 3 s timeout-up: %v", err)
+		}
+		st, err := c.State(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Running || st.ExitCode != 7 || !strings.Contains(b.logs(t), "command-ran") {
+			t.Fatalf("running=%v exit %d, want the command to run and exit 7\n%s", st.Running, st.ExitCode, b.logs(t))
+		}
+	})
+}
