@@ -61,6 +61,13 @@ test ! -e /run/service/gateway-nosoul`)
 i=0; until [ "$(/command/s6-svstat -o up $s)" = true ]; do i=$((i+1)); [ $i -lt 200 ] || exit 1; sleep 0.05; done
 /command/s6-svc -d $s
 i=0; until [ "$(/command/s6-svstat -o up $s)" = false ]; do i=$((i+1)); [ $i -lt 200 ] || exit 1; sleep 0.05; done
+# The fake gateway wrote desired_state running when it started, and the
+# follower follows the state file; the hermes CLI's "gateway stop" records
+# the stop there too, so do the same before expecting beta down after a
+# restart, and wait until the follower has put its down file back.
+f=/opt/data/profiles/beta/gateway_state.json
+printf '{"gateway_state":"stopped","desired_state":"stopped"}\n' > $f.tmp && mv -f $f.tmp $f
+i=0; until [ -e $s/down ]; do i=$((i+1)); [ $i -lt 200 ] || exit 1; sleep 0.05; done
 /command/s6-svc -t /run/service/gateway-alpha
 /command/s6-svc -t /run/service/gateway-alpha/log
 /command/s6-svstat /run/service/gateway-alpha/log`)
