@@ -45,8 +45,8 @@ test "$(stat -c %u /run/service/.s6-svscan/control)" = 0
 for s in alpha beta gamma default; do
   d=/run/service/gateway-$s
   test "$(stat -c '%u %a' "$d")" = "0 755"
-  test "$(stat -c %u:%a $d/supervise)" = "0:710"
-  test "$(stat -c %u:%a $d/log/supervise)" = "0:710"
+  test "$(stat -c %u:%a $d/supervise)" = "0:750"
+  test "$(stat -c %u:%a $d/log/supervise)" = "0:750"
   test "$(stat -c %u $d/event)" = 0
 done
 test ! -e /run/service/gateway-nosoul`)
@@ -193,4 +193,49 @@ i=0; until [ "$(/command/s6-svstat -o up /run/service/gateway-alpha)" = true ]; 
 		logs := b.logs(t)
 		return strings.Contains(logs, "sealed mode is meaningless"), tail(logs, 2000)
 	})
+}
+
+// TestSealedFirstControlNeverDenied: hermes's first s6-svc on a new slot
+// never says "Permission denied". s6-svc from s6 2.12 on investigates a
+// control FIFO it could not open (ENOENT) by opening the service directory
+// and then supervise/ for reading; a client whose first open ran just
+// before the slot was renamed in, and whose second ran just after, used to
+// meet sealed mode's supervise/ and print "something is wrong with the
+// .../supervise directory: Permission denied" (2 of 60 profiles on s6
+// 2.13.1). The deterministic part puts s6-svc in that second step: a
+// supervise/ with the owner and mode of a real slot's, and no control.
+// The second part polls 40 new profiles as the hermes CLI does.
+func TestSealedFirstControlNeverDenied(t *testing.T) {
+	requireImage(t)
+	t.Parallel()
+	b := startBox(t, boxOpts{env: map[string]string{"HERMES_S6_MODE": "sealed"}})
+	b.MustSh(t, `d=/run/service/gateway-default
+for s in $d/supervise $d/log/supervise; do
+  m=$(stat -c %a $s); g=$(stat -c %g $s); u=$(stat -c %u $s)
+  r=/tmp/race$(echo $s | tr / _)
+  mkdir -p $r/svc/supervise && chown $u:$g $r/svc/supervise && chmod $m $r/svc/supervise
+  chmod 755 $r $r/svc
+done`, AsRoot())
+	for _, sub := range []string{"supervise", "log/supervise"} {
+		dir := "/tmp/race" + strings.ReplaceAll("/run/service/gateway-default/"+sub, "/", "_") + "/svc"
+		code, out := b.ExecSh(t, `/command/s6-svc -u `+dir)
+		if code == 0 || strings.Contains(out, "ermission") {
+			t.Errorf("s6-svc on a slot whose supervise/ has %s's mode and no control yet: exit %d, %q; want a failure that is not \"Permission denied\"", sub, code, out)
+		}
+	}
+	out := b.MustSh(t, `denied=0 i=1
+while [ $i -le 40 ]; do
+  p=race$i
+  mkdir -p /opt/data/profiles/$p && : > /opt/data/profiles/$p/SOUL.md
+  n=0
+  until out=$(/command/s6-svc -u /run/service/gateway-$p 2>&1); do
+    case $out in *ermission*) denied=$((denied+1)); echo "$p: $out" ;; esac
+    n=$((n+1)); [ $n -lt 20000 ] || { echo "$p never usable: $out"; exit 1; }
+  done
+  i=$((i+1))
+done
+echo "denied=$denied"`)
+	if !strings.Contains(out, "denied=0") {
+		t.Errorf("first s6-svc on new profiles met \"Permission denied\":\n%s", out)
+	}
 }

@@ -27,8 +27,9 @@
 //
 // Policies: owner (the user owns supervise/, control and event/), group
 // (root keeps them; the user's group gets supervise/ 0710, control 0620,
-// event/ 03730, as s6-svperms -G -E does) and sealed (as group, but event/
-// stays root's: a writable fifodir is a root write for its writer). Under
+// event/ 03730, as s6-svperms -G -E does) and sealed (as group, but
+// supervise/ is 0750, see SealedSuperviseMode, and event/ stays root's: a
+// writable fifodir is a root write for its writer). Under
 // group and sealed a root object is only changed if its mode is the one s6
 // gives that name, so swapping two of them by name changes neither.
 //

@@ -20,14 +20,16 @@ const ActionCreated = "created"
 // as a slot being staged are accepted) and, with ScopeLog, in its log/
 // sub-service, what s6-supervise would create there if it is missing:
 // supervise/ and the FIFO supervise/control, directly with pol's owner and
-// modes. Owner policy: the user's, 0700 and 0600 (s6's own modes); group
-// and sealed: root:<gid> 0710 and 0620. event/ is not made here (see
+// modes. Owner policy: the user's, 0700 and 0600 (s6's own modes); group:
+// root:<gid> 0710 and 0620; sealed: root:<gid> 0750 and 0620. event/ is not made here (see
 // FixOptions.Prepare).
 //
 // s6-supervise reuses an existing supervise/ and control and never
 // re-chowns them, so the user's first s6-svc after a slot appears fails at
-// most with "supervisor not listening" (ENXIO: no reader yet), never with
-// "Permission denied".
+// most with "supervisor not listening" (ENXIO: no reader yet) or "No such
+// file or directory", never with "Permission denied" (under the group
+// policy, s6-svc >= 2.12 can still meet one while the slot appears; see
+// SealedSuperviseMode).
 //
 // It refuses everything it did not create itself: each object is made
 // with mkdirat/mkfifoat relative to the verified parent's descriptor, then
@@ -107,7 +109,7 @@ func prepareSupervise(svc *node, owner Owner, pol Policy) ([]Outcome, error) {
 	supMode, ctlMode := uint32(S6SuperviseMode), uint32(S6ControlMode)
 	uid, gid := owner.UID, owner.GID
 	if pol.grantsGroup() {
-		supMode, ctlMode = GroupSuperviseMode, GroupControlMode
+		supMode, ctlMode = pol.superviseMode(), GroupControlMode
 		uid = 0
 	}
 	var out []Outcome

@@ -29,7 +29,7 @@ func TestPrepare(t *testing.T) {
 	}{
 		{PolicyOwner, want{uid, gid, syscall.S_IFDIR | 0o700}, want{uid, gid, syscall.S_IFIFO | 0o600}},
 		{PolicyGroup, want{0, gid, syscall.S_IFDIR | 0o710}, want{0, gid, syscall.S_IFIFO | 0o620}},
-		{PolicySealed, want{0, gid, syscall.S_IFDIR | 0o710}, want{0, gid, syscall.S_IFIFO | 0o620}},
+		{PolicySealed, want{0, gid, syscall.S_IFDIR | 0o750}, want{0, gid, syscall.S_IFIFO | 0o620}},
 	} {
 		t.Run(string(tc.pol), func(t *testing.T) {
 			bothPaths(t, func(t *testing.T) {

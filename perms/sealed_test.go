@@ -38,7 +38,7 @@ func TestFixSealed(t *testing.T) {
 	}
 	f := lfacts(t, sd+"/svc/supervise", sd+"/svc/supervise/control", sd+"/svc/event", sd+"/svc/log/event")
 	for p, w := range map[string]fact{
-		sd + "/svc/supervise":         {0, uint32(gid), syscall.S_IFDIR | 0o710, 0},
+		sd + "/svc/supervise":         {0, uint32(gid), syscall.S_IFDIR | 0o750, 0},
 		sd + "/svc/supervise/control": {0, uint32(gid), syscall.S_IFIFO | 0o620, 0},
 		sd + "/svc/event":             {0, 0, syscall.S_IFDIR | 0o3730, 0},
 		sd + "/svc/log/event":         {0, 0, syscall.S_IFDIR | 0o3730, 0},

@@ -23,12 +23,12 @@ const (
 	// `s6-svperms -G <group> -E <group>` does: supervise/ root:G 0710,
 	// control root:G 0620, event/ root:G 03730.
 	PolicyGroup Policy = "group"
-	// PolicySealed: like PolicyGroup for supervise/ (root:G 0710) and
-	// supervise/control (root:G 0620), but event/ stays root's and is never
-	// touched: whoever can write a fifodir can make root's s6-supervise
-	// write into any file (it opens every event/ftrig1:@... entry for
-	// writing, following symlinks). The user polls s6-svstat instead of
-	// s6-svwait.
+	// PolicySealed: root keeps supervise/ (root:G 0750, see
+	// SealedSuperviseMode) and supervise/control (root:G 0620), but event/
+	// stays root's and is never touched: whoever can write a fifodir can
+	// make root's s6-supervise write into any file (it opens every
+	// event/ftrig1:@... entry for writing, following symlinks). The user
+	// polls s6-svstat instead of s6-svwait.
 	PolicySealed Policy = "sealed"
 )
 
@@ -41,7 +41,31 @@ const (
 	GroupSuperviseMode = 0o710
 	GroupControlMode   = 0o620
 	GroupEventMode     = 0o3730
+	// SealedSuperviseMode is sealed mode's supervise/: readable by the
+	// group, not only searchable as s6-svperms -G makes it. s6-svc from s6
+	// 2.12 on investigates a control FIFO it could not open (ENOENT) by
+	// opening the service directory and then supervise/ for reading; a
+	// client whose first open ran just before the slot was renamed into
+	// the scandir, and whose second ran just after, met a 0710 supervise/
+	// and died with "something is wrong with the .../supervise directory:
+	// Permission denied" (2 of 60 new profiles on s6 2.13.1, polled as the
+	// hermes CLI polls). With the read bit it says "No such file or
+	// directory" and the next try gets ENXIO or success. Reading
+	// supervise/ lists control, lock, status and death_tally, which the
+	// group can already stat by name: nothing is revealed and nothing
+	// becomes writable. `s6-svperms -v` calls the mode incorrect; s6
+	// itself does not check it.
+	SealedSuperviseMode = 0o750
 )
+
+// superviseMode is the mode pol gives a root-owned supervise/ (group and
+// sealed policies).
+func (p Policy) superviseMode() uint32 {
+	if p == PolicySealed {
+		return SealedSuperviseMode
+	}
+	return GroupSuperviseMode
+}
 
 // Modes s6-supervise gives what it creates (s6 2.11: mkdir 0700,
 // mkfifo 0600, ftrigw_fifodir_make ends with chmod 03730).
@@ -54,7 +78,7 @@ const (
 // s6ModeFor maps a group-policy mode to s6's own mode for the same object.
 func s6ModeFor(groupMode uint32) uint32 {
 	switch groupMode {
-	case GroupSuperviseMode:
+	case GroupSuperviseMode, SealedSuperviseMode:
 		return S6SuperviseMode
 	case GroupControlMode:
 		return S6ControlMode
@@ -277,7 +301,7 @@ func fixServiceDir(svc *node, owner Owner, pol Policy, out []Outcome, errs []err
 	case err != nil:
 		errs = append(errs, err)
 	default:
-		o, err := fixObject(sup, KindDir, owner, pol, GroupSuperviseMode)
+		o, err := fixObject(sup, KindDir, owner, pol, pol.superviseMode())
 		if err != nil {
 			errs = append(errs, err)
 			break

@@ -90,6 +90,8 @@ func wanted(what string, pol perms.Policy, w who) string {
 	own := fmt.Sprintf("%d:%d (%s and its group)", w.uid, w.gid, w.name)
 	grp := fmt.Sprintf("0:%d (root, gid %d = %s's group)", w.gid, w.gid, w.name)
 	switch {
+	case what == "supervise/" && pol == perms.PolicySealed:
+		return "policy sealed wants " + grp + " 0750"
 	case what == "supervise/" && pol != perms.PolicyOwner:
 		return "policy " + string(pol) + " wants " + grp + " 0710"
 	case what == "control" && pol != perms.PolicyOwner:

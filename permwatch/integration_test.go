@@ -252,8 +252,8 @@ func TestIntegrationSealed(t *testing.T) {
 			t.Errorf("%s/event: %d:%d %04o, want root's 0:0 03730", d, st.Uid, st.Gid, st.Mode&0o7777)
 		}
 		must(t, syscall.Lstat(d+"/supervise", &st))
-		if st.Uid != 0 || int(st.Gid) != f.gid || st.Mode&0o7777 != 0o710 {
-			t.Errorf("%s/supervise: %d:%d %04o, want 0:%d 0710", d, st.Uid, st.Gid, st.Mode&0o7777, f.gid)
+		if st.Uid != 0 || int(st.Gid) != f.gid || st.Mode&0o7777 != 0o750 {
+			t.Errorf("%s/supervise: %d:%d %04o, want 0:%d 0750", d, st.Uid, st.Gid, st.Mode&0o7777, f.gid)
 		}
 	}
 }

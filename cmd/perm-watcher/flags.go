@@ -47,9 +47,12 @@ Policies (--policy):
   group  the model of 's6-svperms -G <group> -E <group>': root stays owner;
          supervise/ root:<gid> 0710, control root:<gid> 0620,
          event/ root:<gid> 03730.
-  sealed as group for supervise/ and control, but event/ stays root's and
-         is never touched (a writable event/ lets the user make root's
-         s6-supervise write into any file): no s6-svwait, poll s6-svstat.
+  sealed as group, but supervise/ is root:<gid> 0750 (readable: s6-svc
+         >= 2.12 opens it for reading when a control FIFO is missing, and
+         would say "Permission denied" to a client racing a new slot), and
+         event/ stays root's and is never touched (a writable event/ lets
+         the user make root's s6-supervise write into any file): no
+         s6-svwait, poll s6-svstat.
 
 Threat model: the user can write the scandir and its own slots, so every
 object is opened without following symlinks, relative to its parent's file

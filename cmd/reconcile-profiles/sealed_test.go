@@ -117,8 +117,8 @@ func (e *env) checkSealedSlot(t *testing.T, name string) {
 	}
 	for _, sub := range []string{"", "log/"} {
 		sup := statOf(t, filepath.Join(dir, sub+"supervise"))
-		if sup.Uid != 0 || int(sup.Gid) != e.gid || sup.Mode&0o7777 != 0o710 {
-			t.Errorf("%s/%ssupervise: %d:%d %o, want 0:%d 0710", dir, sub, sup.Uid, sup.Gid, sup.Mode&0o7777, e.gid)
+		if sup.Uid != 0 || int(sup.Gid) != e.gid || sup.Mode&0o7777 != 0o750 {
+			t.Errorf("%s/%ssupervise: %d:%d %o, want 0:%d 0750", dir, sub, sup.Uid, sup.Gid, sup.Mode&0o7777, e.gid)
 		}
 		ctl := statOf(t, filepath.Join(dir, sub+"supervise/control"))
 		if ctl.Uid != 0 || int(ctl.Gid) != e.gid || ctl.Mode&0o7777 != 0o620 || ctl.Mode&syscall.S_IFMT != syscall.S_IFIFO {
