@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -95,7 +96,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&modeFlag, "mode", "", "open or sealed (env "+mode.Env+"; empty means open). Sealed: the scandir and every slot stay root's and --follow publishes the slots; this boot pass then does nothing as root")
 	fs.BoolVar(&followFlag, "follow", false, "the s6-rc longrun: in sealed mode (as root) keep the gateway slots equal to the profiles for the container's lifetime; in open mode signal readiness and wait for SIGTERM at zero CPU")
 	fs.IntVar(&notifyFD, "notify-fd", -1, "with --follow: write a newline to this fd once the first snapshot of the profiles is applied (s6 readiness)")
-	fs.IntVar(&maxProfiles, "max-profiles", follow.DefaultMaxRecords-1, "sealed mode: most named profiles that get a slot (each costs root two s6-supervise processes); the reader is refused beyond it")
+	fs.IntVar(&maxProfiles, "max-profiles", follow.DefaultMaxRecords-1, "sealed mode: most named profiles that get a slot (env "+follow.MaxProfilesEnv+"); the others are logged and get none. "+
+		"Each slot is two services for s6-svscan, which supervises at most 1000 without -C and past that starts no new supervisor at all: keep 2*(this+1) plus the static services below that limit")
 	fs.BoolVar(&internalReader, "internal-reader", false, "internal: the sealed-mode reader, started by --follow as the user")
 	fs.BoolVar(&internalBoot, "internal-boot", false, "internal: the reader's first start in this container")
 	usage := func(w io.Writer) {
@@ -145,6 +147,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error().Err(err).Msg("wrong usage")
 		fmt.Fprintln(stderr, "reconcile-profiles:", err)
 		return exitUsage
+	}
+	maxSet := false
+	fs.Visit(func(f *flag.Flag) { maxSet = maxSet || f.Name == "max-profiles" })
+	if v := os.Getenv(follow.MaxProfilesEnv); v != "" && !maxSet {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			fmt.Fprintf(stderr, "reconcile-profiles: %s=%q: not a number of profiles; unset it for the default %d\n", follow.MaxProfilesEnv, v, follow.DefaultMaxRecords-1)
+			return exitUsage
+		}
+		maxProfiles = n
 	}
 	if maxProfiles < 1 {
 		fmt.Fprintf(stderr, "reconcile-profiles: --max-profiles %d: must be at least 1\n", maxProfiles)

@@ -286,3 +286,19 @@ func TestModeUnknownRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxProfilesEnvRefused: HERMES_S6_MAX_PROFILES reaches --follow
+// through with-contenv; a value that is not a positive number stops the
+// boot (exit 100) and names the variable, rather than falling back to a
+// cap the operator did not choose.
+func TestMaxProfilesEnvRefused(t *testing.T) {
+	bin := buildBinary(t)
+	for _, v := range []string{"many", "0", "-3", "1e3"} {
+		cmd := exec.Command(bin, "--follow")
+		cmd.Env = []string{"HERMES_S6_MAX_PROFILES=" + v, "PATH=/usr/bin:/bin"}
+		out, _ := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != 100 || !strings.Contains(string(out), "max-profiles") && !strings.Contains(string(out), "HERMES_S6_MAX_PROFILES") {
+			t.Errorf("HERMES_S6_MAX_PROFILES=%s: exit %d, %s", v, cmd.ProcessState.ExitCode(), out)
+		}
+	}
+}
