@@ -33,7 +33,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -195,11 +194,16 @@ type root struct {
 	removing map[string]bool
 	removed  chan string
 	remSem   chan struct{}
-	bucket   bucket
-	pending  *delivery // applied partially (budget), to finish
-	ready    bool
-	mu       sync.Mutex
-	stats    Stats
+	// gone counts removed slots renamed out of the scandir whose
+	// directories are not deleted yet: s6-svscan may still count their
+	// supervisors against its service limit (remove.go).
+	gone    atomic.Int64
+	reaped  chan struct{} // a gone directory was deleted: room for a new slot
+	bucket  bucket
+	pending *delivery // applied partially (budget), to finish
+	ready   bool
+	mu      sync.Mutex
+	stats   Stats
 }
 
 // Root runs root's side until ctx ends. It returns nil on cancellation.
@@ -216,6 +220,7 @@ func Root(ctx context.Context, cfg RootConfig) error {
 		removing: map[string]bool{},
 		removed:  make(chan string, removeWorkers),
 		remSem:   make(chan struct{}, removeWorkers),
+		reaped:   make(chan struct{}, 1),
 		bucket:   newBucket(cfg.Rate, cfg.Burst),
 	}
 	// Slots already there (this longrun restarted within a container
@@ -224,7 +229,10 @@ func Root(ctx context.Context, cfg RootConfig) error {
 	if ents, err := os.ReadDir(cfg.Scandir); err == nil {
 		for _, e := range ents {
 			if strings.HasPrefix(e.Name(), GonePrefix) {
-				_ = os.RemoveAll(filepath.Join(cfg.Scandir, e.Name())) // left by a previous run
+				// Left by a previous run of this longrun: deleted once
+				// no supervisor runs in it (remove.go).
+				r.gone.Add(1)
+				go r.collect(filepath.Join(cfg.Scandir, e.Name()))
 			}
 		}
 	}
@@ -264,6 +272,7 @@ func Root(ctx context.Context, cfg RootConfig) error {
 			}
 		case name := <-r.removed:
 			r.finishRemovals(name)
+		case <-r.reaped:
 		case <-budget:
 			budget = nil
 		}
@@ -343,14 +352,26 @@ func (r *root) apply(d *delivery) time.Duration {
 		want[rec.Name] = rec.Autostart
 	}
 	var fails []string
-	created, throttled := 0, false
+	// throttled: the change budget ran out (a timer resumes). waiting: a
+	// slot must wait for a removal (its own name's, or room under the
+	// cap); the end of a removal wakes the loop (r.removed, r.reaped).
+	created, throttled, waiting := 0, false, false
+	// Slots in the scandir plus removed ones whose supervisors may still
+	// run never exceed the cap: a snapshot that swaps names must not have
+	// s6-svscan start the new slots' supervisors before the old ones are
+	// gone (past its service limit s6-svscan starts none at all).
+	room := r.cfg.MaxRecords - len(present) - int(r.gone.Load())
 	for _, rec := range d.snap {
 		if r.removing[rec.Name] {
-			throttled = true // comes back once its removal is done
+			waiting = true
 			continue
 		}
 		last, known := r.applied[rec.Name]
 		if present[rec.Name] && known && last == rec.Autostart {
+			continue
+		}
+		if !present[rec.Name] && room <= 0 {
+			waiting = true
 			continue
 		}
 		if !r.bucket.take(time.Now()) {
@@ -370,6 +391,7 @@ func (r *root) apply(d *delivery) time.Duration {
 			switch {
 			case res.Created:
 				created++
+				room--
 				r.count(func(s *Stats) { s.Created++ })
 			case len(res.Changed) > 0:
 				r.count(func(s *Stats) { s.Flipped++ })
@@ -408,28 +430,28 @@ func (r *root) apply(d *delivery) time.Duration {
 			}
 		}
 	}
-	r.answer(d, fails, throttled)
-	if len(fails) > 0 && !throttled {
+	r.answer(d, fails, throttled || waiting)
+	if !r.ready && !throttled {
+		r.log.Info().Int("slots", len(d.snap)).Msg("first snapshot applied")
+		r.signalReady()
+	}
+	switch {
+	case throttled:
+		r.count(func(s *Stats) { s.Throttled++ })
+		wait := r.bucket.wait(time.Now())
+		r.log.Debug().Dur("wait", wait).Msg("slot change budget exhausted: the rest of the snapshot follows")
+		return max(wait, time.Millisecond)
+	case waiting:
+		r.log.Debug().Int("gone", int(r.gone.Load())).Msg("slots wait for removals (their own name's, or room under the cap): they follow when those end")
+		return 0
+	case len(fails) > 0:
 		// A slot that could not be made is tried again (each try costs
 		// from the change budget), without waiting for the reader.
 		r.count(func(s *Stats) { s.Throttled++ })
-		if !r.ready {
-			r.signalReady()
-		}
 		return time.Second
 	}
-	if !throttled {
-		r.pending = nil
-		if !r.ready {
-			r.log.Info().Int("slots", len(d.snap)).Msg("first snapshot applied")
-			r.signalReady()
-		}
-		return 0
-	}
-	r.count(func(s *Stats) { s.Throttled++ })
-	wait := r.bucket.wait(time.Now())
-	r.log.Debug().Dur("wait", wait).Msg("slot change budget exhausted: the rest of the snapshot follows")
-	return max(wait, time.Millisecond)
+	r.pending = nil
+	return 0
 }
 
 // answer tells the reader which slots failed and, once the whole snapshot
@@ -451,89 +473,6 @@ func (r *root) answer(d *delivery, fails []string, partial bool) {
 	}
 	if _, err := d.ack.Write([]byte(b.String())); err != nil {
 		r.log.Debug().Err(err).Msg("answer to the reader not written")
-	}
-}
-
-// goneSeq numbers the directories removed slots are renamed to.
-var goneSeq atomic.Uint64
-
-// GonePrefix names a removed slot's directory between its removal from the
-// scandir and its deletion (a dot name: s6-svscan ignores it).
-const GonePrefix = slot.TmpPrefix + "gone-"
-
-func (r *root) startRemoval(name string) {
-	r.removing[name] = true
-	delete(r.applied, name)
-	dir := filepath.Join(r.cfg.Scandir, slot.DirName(name))
-	go func() {
-		r.remSem <- struct{}{}
-		defer func() { <-r.remSem }()
-		start := time.Now()
-		down := stopService(dir, r.cfg.StopTimeout, 5*time.Millisecond)
-		// The slot leaves the scandir by a rename, not a delete: its
-		// directory (and so its inode) lives on under a dot name until
-		// its supervisors are gone. Deleted at once, its inode number
-		// could be reused by the same profile's next slot, and s6-svscan,
-		// which knows services by device and inode, would take the new
-		// slot for the old one whose supervisors it is pruning: the new
-		// slot would get no supervisor (seen with a create/delete churn).
-		gone := filepath.Join(r.cfg.Scandir, GonePrefix+strconv.FormatUint(goneSeq.Add(1), 10))
-		err := os.Rename(dir, gone)
-		ev := r.log.Info()
-		if err != nil {
-			ev = r.log.Error().Err(err)
-		}
-		ev.Str("profile", name).Str("path", dir).Bool("was_down", down).Dur("duration_ms", time.Since(start)).Msg("slot removed")
-		r.removed <- name // the loop prunes now: the name is gone
-		if err != nil {
-			return
-		}
-		// Delete it once no supervisor listens on its control FIFOs any
-		// more (or after StopTimeout: pruned supervisors exit at once).
-		deadline := time.Now().Add(r.cfg.StopTimeout)
-		for time.Now().Before(deadline) &&
-			(control(gone, "") != errNoSupervisor || control(filepath.Join(gone, slot.LogDir), "") != errNoSupervisor) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		for i := 0; i < 5; i++ {
-			// s6-supervise may still be writing supervise/status while the
-			// tree goes: retry a directory that refilled.
-			if err = os.RemoveAll(gone); err == nil {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		if err != nil {
-			r.log.Warn().Err(err).Str("path", gone).Msg("removed slot's directory not deleted (a dot name: s6-svscan ignores it)")
-		}
-	}()
-}
-
-// finishRemovals collects finished removals and asks s6-svscan to prune
-// their supervisors: after the directories are gone, which is the order in
-// which s6 2.11 really prunes them.
-func (r *root) finishRemovals(first string) {
-	names := []string{first}
-	for more := true; more; {
-		select {
-		case n := <-r.removed:
-			names = append(names, n)
-		default:
-			more = false
-		}
-	}
-	for _, n := range names {
-		delete(r.removing, n)
-		r.count(func(s *Stats) { s.Removed++ })
-	}
-	if err := r.cfg.Prune(r.cfg.Scandir); err != nil {
-		r.log.Error().Err(err).Str("path", r.cfg.Scandir).Msg("prune failed: the removed slots' supervisors stay until the next one")
-	}
-	if r.pending == nil {
-		// A profile removed and re-created meanwhile waits for this.
-		if d := r.box.take(); d != nil {
-			r.pending = d
-		}
 	}
 }
 

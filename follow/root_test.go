@@ -5,8 +5,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -249,4 +251,92 @@ func TestRootIgnoresRepeats(t *testing.T) {
 	if n := h.rescans.Load(); n != 1 {
 		t.Errorf("%d rescans for one new slot", n)
 	}
+}
+
+// fakeSupervisor listens on dir's supervise/control like s6-supervise and
+// records what it is told; it "exits" (closes the FIFO) lingerAfterExit
+// after it is told x.
+func fakeSupervisor(t *testing.T, dir string, lingerAfterExit time.Duration) (got func() string, exited chan struct{}) {
+	t.Helper()
+	p := filepath.Join(dir, "supervise", "control")
+	if err := syscall.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var b strings.Builder
+	exited = make(chan struct{})
+	go func() {
+		defer close(exited)
+		defer f.Close()
+		buf := make([]byte, 16)
+		for {
+			n, _ := f.Read(buf)
+			mu.Lock()
+			b.Write(buf[:n])
+			told := strings.Contains(b.String(), "x")
+			mu.Unlock()
+			if told {
+				time.Sleep(lingerAfterExit)
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	t.Cleanup(func() { f.Close() })
+	return func() string { mu.Lock(); defer mu.Unlock(); return b.String() }, exited
+}
+
+// TestRootCapCountsSlotsStillGoing: a snapshot that swaps names gets no
+// new slot past the cap while a removed slot's supervisor still runs
+// (s6-svscan counts it against its service limit); root tells a supervisor
+// that outlives the prune to exit (dx), never deletes its directory while
+// it listens, and makes the waiting slot once it is gone.
+func TestRootCapCountsSlotsStillGoing(t *testing.T) {
+	oldNudge, oldRetry := nudgeAfter, reapRetry
+	nudgeAfter, reapRetry = 50*time.Millisecond, 20*time.Millisecond
+	t.Cleanup(func() { nudgeAfter, reapRetry = oldNudge, oldRetry })
+	h := newHarness(t, func(c *RootConfig) { c.MaxRecords = 2; c.StopTimeout = 2 * time.Second })
+	f := h.reader()
+	f.send(t, "snapshot\np a 0\np b 0\nend\n")
+	h.waitSlots("gateway-a", "gateway-b")
+	told, exited := fakeSupervisor(t, filepath.Join(h.scandir, "gateway-a"), 300*time.Millisecond)
+
+	f.send(t, "snapshot\np c 0\np d 0\nend\n")
+	// b had no supervisor: gone at once, room for one new slot.
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(told(), "x") {
+		if time.Now().After(deadline) {
+			t.Fatalf("a's lingering supervisor was told %q, want d then dx", told())
+		}
+		select {
+		case <-exited:
+			t.Fatal("fake supervisor exited early")
+		default:
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if !strings.HasPrefix(told(), "d") {
+		t.Errorf("a's supervisor was told %q: want d (stop) before anything else", told())
+	}
+	var gone, made []string
+	for _, n := range h.slots() {
+		switch {
+		case strings.HasPrefix(n, GonePrefix):
+			gone = append(gone, n)
+		case strings.HasPrefix(n, "gateway-"):
+			made = append(made, n)
+		}
+	}
+	if len(gone) != 1 {
+		t.Errorf("removed slot directories %v while a's supervisor listens, want a's kept", gone)
+	}
+	if len(made) > 1 {
+		t.Errorf("slots %v while a's supervisor still runs: the cap is 2 in all", made)
+	}
+	<-exited
+	h.waitSlots("gateway-c", "gateway-d")
 }
