@@ -345,6 +345,13 @@ func TestSealedAttacksInContainer(t *testing.T) {
 			// (StopTimeout) after renaming it out, supervised or not; a
 			// supervisor s6-svscan failed to prune shows then, here.
 			check: `has churn; i=0; until s6-svstat $S/gateway-churn >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 200 ] || { echo "gateway-churn has no supervisor"; exit 1; }; sleep 0.05; done; sleep 6`},
+		// The same, longer: on s6 2.13.1 one round of 200 leaves a root
+		// s6-supervise of gateway-churn/log running in a deleted directory
+		// about half the time, three rounds nearly always (seen by hand:
+		// 6 such supervisors after three rounds, still there a minute and
+		// two prunes later). Nothing stops them: a leak hermes can repeat.
+		{name: "create/delete churn of one name (400 more)", script: `i=0; while [ $i -lt 400 ]; do mkdir -p $H/profiles/churn && : > $H/profiles/churn/SOUL.md; rm -rf $H/profiles/churn; i=$((i+1)); done; mkdir -p $H/profiles/churn && : > $H/profiles/churn/SOUL.md`,
+			check: `has churn; i=0; until s6-svstat $S/gateway-churn >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 200 ] || { echo "gateway-churn has no supervisor"; exit 1; }; sleep 0.05; done; sleep 6`},
 
 		// The reader is hermes's: hermes may kill, stop or speak for it.
 		// Root keeps the slots, restarts it (backoff 100 ms doubling) and
