@@ -66,6 +66,7 @@ type boxOpts struct {
 	env    map[string]string // extra container environment
 	cmd    []string          // the container's command (none by default: services only)
 	noWait bool              // do not wait for readiness
+	capAdd []string          // capabilities added to the container (docker run --cap-add)
 }
 
 // startBox starts a container of the test image, waits until it is ready
@@ -82,6 +83,11 @@ func startBox(t *testing.T, o boxOpts) *box {
 	}
 	if len(o.cmd) > 0 {
 		opts = append(opts, testcontainers.WithCmd(o.cmd...))
+	}
+	if len(o.capAdd) > 0 {
+		opts = append(opts, testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
+			hc.CapAdd = append(hc.CapAdd, o.capAdd...)
+		}))
 	}
 	c, err := testcontainers.Run(ctx, testImage, opts...)
 	b := &box{Container: c, name: t.Name(), mode: o.mode}

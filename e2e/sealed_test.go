@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"fmt"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -118,9 +120,161 @@ test -e /run/service/gateway-beta/down
 test ! -e /run/service/gateway-alpha/down`)
 }
 
-// TestSealedAttacksInContainer: the host attack suite's main ways in, as
-// hermes in a sealed container, then checks that no process runs as root
-// that the image did not start and that nothing planted ran.
+// attackPrelude starts every attack and check script (run as hermes): the
+// paths, and small helpers. has/gone wait up to 10 s for slots to appear
+// or go, since root publishes them asynchronously.
+const attackPrelude = `S=/run/service H=/opt/data M=/tmp/m X=/root/sentinel PATH=/command:$PATH
+# A planted run script: if s6 ever ran it, it would leave id's output in $M.
+plant() { printf '#!/bin/sh\nid > /tmp/m/pwned-$$\nexec sleep 3600\n'; }
+# The anchored pattern does not match this very shell, whose argv holds it too.
+reader() { pgrep -u hermes -f '^reconcile-profiles --internal-reader'; }
+follower() { pgrep -u root -f '^/usr/local/bin/reconcile-profiles --follow'; }
+# After a kill or a forged record root restarts the reader with backoff.
+waitreader() { i=0; until r=$(reader); do i=$((i+1)); [ $i -lt 200 ] || return 1; sleep 0.05; done; echo $r; }
+# A reader other than the one a forged record went to (its pid in /tmp/forged).
+newreader() { i=0; until r=$(reader) && [ "$r" != "$(cat /tmp/forged)" ]; do i=$((i+1)); [ $i -lt 200 ] || { echo "root kept the reader that sent garbage"; return 1; }; sleep 0.05; done; }
+has() { for n; do i=0; until [ -e "$S/gateway-$n" ]; do i=$((i+1)); [ $i -lt 200 ] || { echo "slot gateway-$n missing"; return 1; }; sleep 0.05; done; done; }
+gone() { for n; do i=0; while [ -e "$S/gateway-$n" ]; do i=$((i+1)); [ $i -lt 200 ] || { echo "slot gateway-$n still there"; return 1; }; sleep 0.05; done; done; }
+`
+
+// rootCheckScript (as root: it must see what hermes cannot) prints the
+// state no attack may change, and "BAD ..." lines for what must never be.
+//   - obj/sha: every object of the scandir and of s6-rc's service
+//     directories outside the slots, with its inode (a replacement is a
+//     change) and content; supervise/ and event/ are s6's runtime state.
+//     Also /etc/passwd, /etc/shadow and the root-only sentinel.
+//   - pid: the follower and perm-watcher (a restart means one died).
+//   - slot: each slot's files but down (it follows the state file), by
+//     owner, mode and content: a slot may go and come back with its
+//     profile, but never differ from the template.
+//   - BAD: a slot file not root-only, a slot name that is not a valid
+//     profile's, a marker left by a planted script, a root s6-supervise
+//     left running in a deleted directory, or a root process that is not
+//     the image's own. Root processes are sampled twice,
+//     0.3 s apart, and only those in both count: a slot's ./run starts as
+//     root and drops to hermes through s6-setuidgid at once.
+const rootCheckScript = `cd /run/service || exit 1
+sample() {
+  ps -eo pid=,ruid=,euid=,comm=,args= | awk -v self=$$ '($2==0 || $3==0) && $1!=self' |
+    grep -vE '^ *[0-9]+ +0 +0 +(s6-svscan +/command/s6-svscan /run/service|s6-supervise +s6-supervise (gateway-[a-z0-9][a-z0-9_-]*(/log)?|s6-linux-init-shutdownd|s6rc-fdholder|s6rc-oneshot-runner|static-test|profile-follower|perm-watcher)|perm-watcher +/usr/local/bin/perm-watcher .*|reconcile-profi +/usr/local/bin/reconcile-profiles --follow .*|sleep +sleep infinity) *$' || true
+  # Two supervisors of one name: one of them is a removed slot's that was
+  # never pruned (seen once after the churn attack).
+  ps -u root -o args= | grep '^s6-supervise ' | sort | uniq -d | sed 's/^/two supervisors: /'
+}
+first=$(sample)
+echo "pid follower $(pgrep -u root -f '^/usr/local/bin/reconcile-profiles --follow' | tr '\n' ' ')"
+echo "pid perm-watcher $(pgrep -u root -f '^/usr/local/bin/perm-watcher' | tr '\n' ' ')"
+# 2>/dev/null: a removed slot's .gw-gone-N can vanish between readdir and lstat.
+outside() { find -H . /run/s6-rc/servicedirs/ -path './gateway-*' -prune -o -path './.gw-*' -prune -o -name supervise -prune -o -name event -prune -o "$@" 2>/dev/null; }
+outside -printf 'obj %p %u:%g %m %i %y %l\n'
+outside -type f -exec sha256sum {} + | awk '{print "sha " $2 " " $1}'
+stat -c 'obj %n %u:%g %a %i' /etc/passwd /etc/shadow /root /root/sentinel
+sha256sum /etc/passwd /etc/shadow /root/sentinel | awk '{print "sha " $2 " " $1}'
+inslots() { find gateway-* -name supervise -prune -o -name event -prune -o "$@" 2>/dev/null; }
+inslots ! -name down -printf 'slot %p %u:%g %m %y\n'
+inslots -type f ! -name down -exec sha256sum {} + | awk '{print "slot " $2 " sha=" $1}'
+inslots \( ! -user 0 -o ! -group 0 -o -perm /022 \) -printf 'BAD slot object not root-only: %p %u:%g %m\n'
+find . -maxdepth 1 -name 'gateway-*' \( -name '*[!a-z0-9_-]*' -o -name 'gateway-[_-]*' -o -name gateway- \) -printf 'BAD slot name: %p\n'
+# A supervisor whose slot directory was deleted under it: s6-svscan no
+# longer knows it, so nothing will ever stop it (a leak hermes can repeat).
+for p in $(pgrep -u root -x s6-supervise); do
+  l=$(readlink /proc/$p/cwd 2>/dev/null) || continue
+  case $l in *' (deleted)') echo "BAD root s6-supervise of a deleted directory: $p $(tr '\0' ' ' < /proc/$p/cmdline) cwd=$l" ;; esac
+done
+sleep 0.3
+second=$(sample)
+printf '%s\n' "$second" | while IFS= read -r l; do
+  [ -n "$l" ] && printf '%s\n' "$first" | grep -qxF -- "$l" && echo "BAD root process: $l"
+done
+for f in /tmp/m/pwned-*; do [ -e "$f" ] && echo "BAD planted script ran: $f: $(cat "$f")"; done
+true
+`
+
+// rootView is rootCheckScript's output: state lines outside the slots,
+// each slot's lines, and what must never be.
+type rootView struct {
+	state map[string]bool
+	slots map[string][]string
+	bad   []string
+}
+
+func (b *box) rootView(t *testing.T) rootView {
+	t.Helper()
+	// Not MustSh: set -e would stop at the first grep that finds nothing.
+	code, out := b.ExecSh(t, rootCheckScript, AsRoot())
+	if code != 0 {
+		t.Fatalf("root check exited %d:\n%s", code, out)
+	}
+	v := rootView{state: map[string]bool{}, slots: map[string][]string{}}
+	for _, l := range strings.Split(out, "\n") {
+		switch {
+		case l == "":
+		case strings.HasPrefix(l, "BAD "):
+			v.bad = append(v.bad, l)
+		case strings.HasPrefix(l, "slot "):
+			name, _, _ := strings.Cut(strings.Fields(l)[1], "/")
+			v.slots[name] = append(v.slots[name], l)
+		default:
+			v.state[l] = true
+		}
+	}
+	for _, ls := range v.slots {
+		sort.Strings(ls)
+	}
+	return v
+}
+
+// changes lists what differs from before to after that no attack may
+// change, and after's BAD lines. A root process seen once is looked at
+// again a second later: on a loaded machine a slot's ./run can stay root
+// for more than 0.3 s before it drops to hermes.
+func (b *box) changes(t *testing.T, before, after rootView) []string {
+	t.Helper()
+	var why []string
+	for l := range before.state {
+		if !after.state[l] {
+			why = append(why, "gone or changed: "+l)
+		}
+	}
+	for l := range after.state {
+		if !before.state[l] {
+			why = append(why, "new: "+l)
+		}
+	}
+	for name, ls := range before.slots {
+		if ls2, ok := after.slots[name]; ok && strings.Join(ls, "\n") != strings.Join(ls2, "\n") {
+			why = append(why, fmt.Sprintf("slot %s changed:\n%s\n->\n%s", name, strings.Join(ls, "\n"), strings.Join(ls2, "\n")))
+		}
+	}
+	var again map[string]bool
+	for _, l := range after.bad {
+		if strings.HasPrefix(l, "BAD root process: ") {
+			if again == nil {
+				time.Sleep(time.Second)
+				again = map[string]bool{}
+				for _, l2 := range b.rootView(t).bad {
+					again[l2] = true
+				}
+			}
+			if !again[l] {
+				continue
+			}
+		}
+		why = append(why, l)
+	}
+	sort.Strings(why)
+	return why
+}
+
+// TestSealedAttacksInContainer runs, as hermes in a sealed container, every
+// attack of the host suite (TestSealedAttackSuite) that makes sense in a
+// container, and a few only a container has (PID 1, 10,000 profiles).
+// After each one it checks, as root, that no root-owned object outside the
+// slots changed, that every slot is still the template's, that no planted
+// script ran and that no process runs as root that the image did not
+// start. The follower's cap is lowered to 40 named profiles to keep the
+// 10,000-profile attack light. Each attack that fails any of this counts
+// as an escape.
 func TestSealedAttacksInContainer(t *testing.T) {
 	requireImage(t)
 	t.Parallel()
@@ -128,51 +282,192 @@ func TestSealedAttacksInContainer(t *testing.T) {
 	if err := seed(t.Context(), vol, sealedSeed); err != nil {
 		t.Fatal(err)
 	}
-	b := startBox(t, boxOpts{volume: vol, env: map[string]string{"HERMES_S6_MODE": "sealed"}})
-	before := b.MustSh(t, `find /run/service -maxdepth 1 -printf '%u:%g %m %i %p\n' | sort; stat -c '%u %a %i' /run/service/.s6-svscan/control /etc/passwd`, AsRoot())
-	attacks := []string{
-		`printf '#!/bin/sh\nid > /tmp/pwned\n' > /tmp/run; chmod +x /tmp/run; mkdir /run/service/evil && cp /tmp/run /run/service/evil/run`,
-		`mv /run/service/gateway-alpha /run/service/gateway-moved`,
-		`/command/s6-svscanctl -an /run/service`,
-		`printf t > /run/service/.s6-svscan/control`,
-		`ln -s /etc/passwd /run/service/gateway-alpha/event/ftrig1:@40000000aaaaaaaa:xxxxxxxxxxxxxxxx`,
-		`/command/s6-svwait -t 100 -u /run/service/gateway-alpha`,
-		`: > /run/service/gateway-alpha/supervise/x`,
-		`kill -STOP 1`,
+	// CAP_SYS_PTRACE is for root's exec only, to forge records into the
+	// reader's pipe (see there). hermes's execs start with no capability
+	// at all (checked below), so what hermes can do is unchanged.
+	b := startBox(t, boxOpts{volume: vol, capAdd: []string{"SYS_PTRACE"},
+		env: map[string]string{"HERMES_S6_MODE": "sealed", "HERMES_S6_MAX_PROFILES": "40"}})
+	b.MustSh(t, `grep -E '^Cap(Inh|Prm|Eff|Amb):' /proc/self/status | grep -v ':	0000000000000000$' && exit 1; true`)
+	// As root: a root-only file for the symlink tricks to aim at, and a
+	// marker directory a planted script, whoever runs it, can write to.
+	b.MustSh(t, `printf 'root only\n' > /root/sentinel && chmod 600 /root/sentinel && mkdir -m 1777 /tmp/m`, AsRoot())
+	start := time.Now()
+
+	// A 39-byte ftrig1:@... name: what s6-supervise writes event bytes into.
+	const ftrig = `ftrig1:@40000000aaaaaaaa:xxxxxxxxxxxxxxxx`
+	attacks := []struct {
+		name       string
+		script     string // as hermes, after attackPrelude
+		expectFail bool   // the script is one operation that must be refused
+		check      string // as hermes, set -e: the attack's own outcome
+		root       bool   // the script runs as root (see the forged records)
+	}{
+		// The scandir and the slots: all root's.
+		{name: "mkdir a service in the scandir", expectFail: true, script: `mkdir $S/evil && plant > $S/evil/run && chmod +x $S/evil/run`},
+		{name: "a dot-named staging dir in the scandir", expectFail: true, script: `mkdir $S/.evil.tmp`},
+		{name: "rename a slot", expectFail: true, script: `mv $S/gateway-alpha $S/gateway-moved`},
+		{name: "delete a slot", expectFail: true, script: `rm -rf $S/gateway-beta`},
+		{name: "replace a slot's run", expectFail: true, script: `plant > $S/gateway-beta/run`},
+		{name: "add a file to a slot", expectFail: true, script: `: > $S/gateway-beta/down2`},
+		{name: "remove a slot's down", expectFail: true, script: `rm -f $S/gateway-beta/down`},
+		{name: "replace log/run", expectFail: true, script: `plant > $S/gateway-beta/log/run`},
+		{name: "write into supervise/", expectFail: true, script: `: > $S/gateway-beta/supervise/x`},
+		{name: "replace supervise/status", expectFail: true, script: `: > $S/gateway-beta/supervise/status`},
+		// s6-supervise (root) writes an event byte into every event/ftrig1:@
+		// entry, following symlinks: event/ must stay out of hermes's reach.
+		{name: "event/ symlink trick", expectFail: true, script: `ln -s $X $S/gateway-alpha/event/` + ftrig + ` && s6-svc -d $S/gateway-alpha && s6-svc -u $S/gateway-alpha`},
+		{name: "event/ symlink trick in log/", expectFail: true, script: `ln -s $X $S/gateway-alpha/log/event/` + ftrig + ` && s6-svc -t $S/gateway-alpha/log`},
+		{name: "s6-svwait (subscribes in event/)", expectFail: true, script: `/command/s6-svwait -t 100 -u $S/gateway-alpha`},
+		{name: "s6-svscanctl -a", expectFail: true, script: `/command/s6-svscanctl -a $S`},
+		{name: "s6-svscanctl -t (stop the tree)", expectFail: true, script: `/command/s6-svscanctl -t $S`},
+		{name: "write .s6-svscan/control", expectFail: true, script: `printf an > $S/.s6-svscan/control`},
+		{name: "rename .s6-svscan", expectFail: true, script: `mv $S/.s6-svscan $S/.x`},
+
+		// $HERMES_HOME: whatever is there reaches root as a name and a bit.
+		// 252 bytes is over hermes's name limit; 248 is a valid name whose
+		// gateway-<name> would pass NAME_MAX.
+		{name: "hostile profile names", script: `cd $H/profiles && for n in '../evil' 'Evil' '-u' '.hidden' 'a b' "$(printf 'nl\nx')" gateway-x default ` +
+			`"$(head -c 252 /dev/zero | tr '\0' a)" "$(head -c 248 /dev/zero | tr '\0' b)"; do mkdir -p -- "$n" 2>/dev/null && : > "$n/SOUL.md" 2>/dev/null; done; true`,
+			check: `has gateway-x alpha; test "$(ls -A $S | grep -c '^gateway-default$')" = 1`},
+		{name: "symlinked profile dir to /root, state file a symlink to a root-only file", script: `ln -s /root $H/profiles/rootdir; mkdir -p $H/profiles/sym && ln -sf $X $H/profiles/sym/gateway_state.json && : > $H/profiles/sym/SOUL.md`,
+			check: `has sym; test ! -e $S/gateway-rootdir`},
+		// A reader that opened a FIFO without O_NONBLOCK, or read a state
+		// file whole, would hang or bloat: the other profile must still come.
+		{name: "FIFO SOUL.md, FIFO state file, 3 MB state file", script: `mkdir -p $H/profiles/fifo $H/profiles/fifostate $H/profiles/huge && mkfifo $H/profiles/fifo/SOUL.md $H/profiles/fifo/gateway_state.json && ` +
+			`: > $H/profiles/fifostate/SOUL.md && mkfifo $H/profiles/fifostate/gateway_state.json && : > $H/profiles/huge/SOUL.md && head -c 3000000 /dev/zero > $H/profiles/huge/gateway_state.json`,
+			check: `has fifo fifostate huge`},
+		{name: "profiles/ swapped for a symlink to / and back", script: `mv $H/profiles $H/profiles.real && ln -s / $H/profiles && sleep 0.3 && rm $H/profiles && mv $H/profiles.real $H/profiles`,
+			check: `has alpha beta sym; for n in etc root usr bin; do test ! -e $S/gateway-$n; done`},
+		// s6-svscan knows services by device and inode: a slot deleted and
+		// made again at once must still get its supervisor.
+		{name: "create/delete churn of one name (200 times)", script: `i=0; while [ $i -lt 200 ]; do mkdir -p $H/profiles/churn && : > $H/profiles/churn/SOUL.md; rm -rf $H/profiles/churn; i=$((i+1)); done; mkdir -p $H/profiles/churn && : > $H/profiles/churn/SOUL.md`,
+			// The sleep: root deletes a removed slot's directory at most 5 s
+			// (StopTimeout) after renaming it out, supervised or not; a
+			// supervisor s6-svscan failed to prune shows then, here.
+			check: `has churn; i=0; until s6-svstat $S/gateway-churn >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 200 ] || { echo "gateway-churn has no supervisor"; exit 1; }; sleep 0.05; done; sleep 6`},
+		// The same, longer: on s6 2.13.1 one round of 200 leaves a root
+		// s6-supervise of gateway-churn/log running in a deleted directory
+		// about half the time, three rounds nearly always (seen by hand:
+		// 6 such supervisors after three rounds, still there a minute and
+		// two prunes later). Nothing stops them: a leak hermes can repeat.
+		{name: "create/delete churn of one name (400 more)", script: `i=0; while [ $i -lt 400 ]; do mkdir -p $H/profiles/churn && : > $H/profiles/churn/SOUL.md; rm -rf $H/profiles/churn; i=$((i+1)); done; mkdir -p $H/profiles/churn && : > $H/profiles/churn/SOUL.md`,
+			check: `has churn; i=0; until s6-svstat $S/gateway-churn >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 200 ] || { echo "gateway-churn has no supervisor"; exit 1; }; sleep 0.05; done; sleep 6`},
+
+		// The reader is hermes's: hermes may kill, stop or speak for it.
+		// Root keeps the slots, restarts it (backoff 100 ms doubling) and
+		// validates whatever comes out of its pipe.
+		{name: "kill -9 the reader", script: `r=$(reader) && kill -9 $r`,
+			check: `mkdir -p $H/profiles/afterkill && : > $H/profiles/afterkill/SOUL.md; has afterkill alpha; test -n "$(reader)"`},
+		{name: "kill -STOP/-CONT the reader", script: `r=$(reader) && kill -STOP $r && mkdir -p $H/profiles/duringstop && : > $H/profiles/duringstop/SOUL.md && sleep 0.5 && kill -CONT $r`,
+			check: `has duringstop; mkdir -p $H/profiles/afterstop && : > $H/profiles/afterstop/SOUL.md; has afterstop`},
+		// README says a compromised hermes can feed root forged records
+		// through its reader; in the container hermes cannot even open the
+		// reader's /proc/<pid>/fd/1 (EACCES, as readlink of its exe: the
+		// reader is not dumpable, so the kernel's ptrace access check
+		// refuses even its own uid). Tried as hermes and logged; then root
+		// (with CAP_SYS_PTRACE: root without it is refused too) writes
+		// into the pipe, standing for a hermes that got hold of it: root's
+		// validation is what is tested. An invalid stream must make root
+		// drop it and start a new reader.
+		{name: "open the reader's stdout as hermes", script: `if printf 'snapshot\np ../../etc 1\nend\n' > /proc/$(reader)/fd/1; then echo "hermes wrote into its reader's pipe"; else echo "hermes cannot open its reader's pipe"; fi`,
+			check: `has alpha beta default`},
+		{name: "forge an invalid name into the reader's pipe", root: true, script: `r=$(waitreader) && echo $r > /tmp/forged && printf 'snapshot\np ../../etc 1\nend\n' > /proc/$r/fd/1`,
+			check: `newreader; if ls -A $S | grep -q etc; then echo "a slot named after etc"; exit 1; fi; mkdir -p $H/profiles/afterbad && : > $H/profiles/afterbad/SOUL.md; has afterbad alpha beta default`},
+		{name: "forge a 1 MB line into the reader's pipe", root: true, script: `r=$(waitreader) && echo $r > /tmp/forged && head -c 1000000 /dev/zero | tr '\0' a | timeout 10 sh -c 'cat > /proc/$1/fd/1' - $r; true`,
+			check: `newreader; mkdir -p $H/profiles/afterlong && : > $H/profiles/afterlong/SOUL.md; has afterlong alpha beta default`},
+		// A valid snapshot may make a slot from the template, as creating
+		// the profile would: not an escape. The reader's next snapshot is
+		// the truth again.
+		{name: "forge a valid snapshot naming a new profile", root: true, script: `printf 'snapshot\np default 1\np alpha 1\np beta 0\np forged 1\nend\n' > /proc/$(waitreader)/fd/1`,
+			check: `has forged; mkdir -p $H/profiles/afterforge && : > $H/profiles/afterforge/SOUL.md; has afterforge gamma; gone forged`},
+
+		// Over the cap (40 here) profiles get no slot, and the follower lives.
+		// Root publishes the new slots before the old ones (profiles now
+		// past the cap) are stopped and renamed out, so the count can pass
+		// 41 for a moment; once settled it must not. The peak is logged.
+		{name: "10,000 profiles", script: `cd $H/profiles && seq 1 10000 | sed s/^/p/ | xargs mkdir && seq 1 10000 | sed 's|^|p|; s|$|/SOUL.md|' | xargs touch`,
+			check: `has p1; max=0 last=-1 same=0 i=0
+while [ $same -lt 10 ]; do
+  n=$(ls -A $S | grep -c '^gateway-'); [ $n -le $max ] || max=$n
+  if [ $n = $last ]; then same=$((same+1)); else same=0 last=$n; fi
+  i=$((i+1)); [ $i -lt 300 ] || { echo "slot count never settled: $n"; exit 1; }; sleep 0.1
+done
+[ $n -le 41 ] || { echo "$n slots over a cap of 40 + default"; exit 1; }
+test -n "$(follower)"; echo "$n slots settled, peak $max"`},
+		{name: "delete the 10,000 profiles", script: `cd $H/profiles && seq 1 10000 | sed s/^/p/ | xargs rm -rf`,
+			check: `i=0; while ls -A $S | grep -q '^gateway-p[0-9]'; do i=$((i+1)); [ $i -lt 600 ] || { echo "named slots left:"; ls -A $S; exit 1; }; sleep 0.05; done; has alpha sym churn`},
+
+		// Root's processes are not hermes's to signal.
+		{name: "kill -STOP the follower", expectFail: true, script: `p=$(follower) && kill -STOP $p`},
+		{name: "kill -STOP perm-watcher", expectFail: true, script: `p=$(pgrep -u root -f '^/usr/local/bin/perm-watcher') && kill -STOP $p`},
+		{name: "kill -STOP PID 1", expectFail: true, script: `kill -STOP 1`},
 	}
+
+	before := b.rootView(t)
 	attempts, escapes := 0, 0
+	reported := map[string]bool{}
 	for _, a := range attacks {
 		attempts++
-		if code, out := b.ExecSh(t, a); code == 0 {
+		opts := []ExecOption{}
+		if a.root {
+			opts = append(opts, AsRoot())
+		}
+		code, out := b.ExecSh(t, attackPrelude+a.script, opts...)
+		var why []string
+		if a.expectFail && code == 0 {
+			why = append(why, "the operation succeeded")
+		}
+		if a.check != "" {
+			c, o := b.ExecSh(t, "set -e\n"+attackPrelude+a.check)
+			if c != 0 {
+				why = append(why, "check failed: "+strings.TrimSpace(o))
+			} else if o = strings.TrimSpace(o); o != "" {
+				out += " / " + o
+			}
+		}
+		after := b.rootView(t)
+		for _, w := range b.changes(t, before, after) {
+			// What lasts (a leaked process) is counted once, against the
+			// attack after which it was first seen.
+			if strings.HasPrefix(w, "BAD ") {
+				if reported[w] {
+					continue
+				}
+				reported[w] = true
+			}
+			why = append(why, w)
+		}
+		before = after
+		if len(why) > 0 {
 			escapes++
-			t.Errorf("as hermes, %q succeeded: %s", a, out)
+			t.Errorf("attack %q: ESCAPE:\n%s\noutput: %s", a.name, strings.Join(why, "\n"), out)
+		} else {
+			t.Logf("attack %q: held (%s)", a.name, firstLine(out))
 		}
 	}
-	// Hostile profiles and a churn of one name: nothing but slots change.
-	attempts++
-	b.MustSh(t, `cd /opt/data/profiles
-ln -s /root rootlink; mkdir -p fifo && mkfifo fifo/gateway_state.json && echo f > fifo/SOUL.md
-i=0; while [ $i -lt 100 ]; do mkdir -p churn && echo c > churn/SOUL.md; rm -rf churn; i=$((i+1)); done
-mkdir -p churn && echo c > churn/SOUL.md
-i=0; until /command/s6-svstat /run/service/gateway-churn >/dev/null 2>&1; do i=$((i+1)); [ $i -lt 400 ] || exit 1; sleep 0.05; done
-test ! -e /run/service/gateway-rootlink`)
-	after := b.MustSh(t, `find /run/service -maxdepth 1 -printf '%u:%g %m %i %p\n' | sort; stat -c '%u %a %i' /run/service/.s6-svscan/control /etc/passwd`, AsRoot())
-	for _, l := range strings.Split(before, "\n") {
-		if !strings.Contains(l, "/run/service/gateway-") && !strings.Contains(l, "/run/service/.gw-") && !strings.Contains(after, l) {
-			escapes++
-			t.Errorf("root-owned object changed: %q\nafter:\n%s", l, after)
-		}
+	// hermes still controls its gateways after all that.
+	b.MustSh(t, `s=/run/service/gateway-alpha
+/command/s6-svc -d $s
+i=0; until [ "$(/command/s6-svstat -o up $s)" = false ]; do i=$((i+1)); [ $i -lt 200 ] || exit 1; sleep 0.05; done
+/command/s6-svc -u $s
+i=0; until [ "$(/command/s6-svstat -o up $s)" = true ]; do i=$((i+1)); [ $i -lt 200 ] || exit 1; sleep 0.05; done
+/command/s6-svstat $s`)
+	t.Logf("sealed attack suite (container): %d attempts, %d escapes, in %v", attempts, escapes, time.Since(start).Round(100*time.Millisecond))
+}
+
+// firstLine is s's first line, at most 120 bytes (an attack's output, in a log line).
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
 	}
-	// Root processes: only the image's own.
-	out := b.MustSh(t, `ps -eo user=,comm=,args= | awk '$1=="root"' | grep -vE ' (s6-svscan|s6-supervise|perm-watcher|reconcile-profi|s6-log|ps|awk|grep|sh -c .*ps -eo)( |$)' || true`, AsRoot())
-	if strings.TrimSpace(out) != "" {
-		t.Logf("root processes besides s6's and the two programs (must be the image's own):\n%s", out)
+	if len(s) > 120 {
+		s = s[:120]
 	}
-	if code, _ := b.ExecSh(t, `test -e /tmp/pwned`, AsRoot()); code == 0 {
-		escapes++
-		t.Error("a planted run script ran")
+	if s == "" {
+		return "no output"
 	}
-	t.Logf("sealed attack suite (container): %d attempts, %d escapes", attempts, escapes)
+	return s
 }
 
 // TestSealedAsHermesContainer: sealed mode in a container started as
