@@ -407,13 +407,16 @@ func run(bin, dir string, seq, burst, del int, idle time.Duration, rssN int) err
 		for i := 0; i < del && i < seq; i++ {
 			name := fmt.Sprintf("s%d", i)
 			slotDir := filepath.Join(w.scandir, "gateway-"+name)
+			// By pid: a removed slot is renamed out of the scandir before its
+			// supervisors exit, and their cwd follows the rename.
+			sups := supervisorsIn(slotDir)
 			start := time.Now()
 			if err := os.RemoveAll(filepath.Join(w.home, "profiles", name)); err != nil {
 				return err
 			}
 			for {
 				_, err := os.Lstat(slotDir)
-				if errors.Is(err, os.ErrNotExist) && supervisorsIn(slotDir) == 0 {
+				if errors.Is(err, os.ErrNotExist) && !anyAlive(sups) {
 					break
 				}
 				if time.Since(start) > 30*time.Second {
@@ -423,7 +426,7 @@ func run(bin, dir string, seq, burst, del int, idle time.Duration, rssN int) err
 			}
 			ds = append(ds, time.Since(start))
 		}
-		fmt.Printf("deleted one at a time -> slot and its supervisors gone (n=%d, gateway up): p50 %s  max %s\n",
+		fmt.Printf("deleted one at a time -> slot gone and its supervisors exited (n=%d, gateway up): p50 %s  max %s\n",
 			len(ds), ms(percentile(ds, 0.5)), ms(percentile(ds, 1)))
 	}
 	if idle > 0 {
@@ -510,8 +513,10 @@ func runFloor(dir string, n int) error {
 	return nil
 }
 
-func supervisorsIn(dir string) int {
-	n := 0
+// supervisorsIn lists the pids of the s6-supervise processes running in
+// dir or below it.
+func supervisorsIn(dir string) []int {
+	var pids []int
 	procs, _ := filepath.Glob("/proc/[0-9]*/cwd")
 	for _, p := range procs {
 		c, err := os.Readlink(p)
@@ -520,8 +525,20 @@ func supervisorsIn(dir string) int {
 		}
 		comm, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "comm"))
 		if strings.TrimSpace(string(comm)) == "s6-supervise" {
-			n++
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			pids = append(pids, pid)
 		}
 	}
-	return n
+	return pids
+}
+
+// anyAlive reports whether one of pids still runs (a zombie counts as gone).
+func anyAlive(pids []int) bool {
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err == nil && !strings.Contains(string(b[strings.LastIndexByte(string(b), ')')+1:]), " Z ") {
+			return true
+		}
+	}
+	return false
 }
