@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hermes-s6/hermes-s6/internal/testenv"
 )
 
 // sealedSeed: profiles in every state.
@@ -444,7 +446,7 @@ test -n "$(follower)"; echo "$n slots settled, peak $max"`},
 			escapes++
 			t.Errorf("attack %q: ESCAPE:\n%s\noutput: %s", a.name, strings.Join(why, "\n"), out)
 		} else {
-			t.Logf("attack %q: held (%s)", a.name, firstLine(out))
+			t.Logf("attack %q: held (%s)", a.name, testenv.FirstLine(out))
 		}
 	}
 	// hermes still controls its gateways after all that.
@@ -455,21 +457,6 @@ i=0; until [ "$(/command/s6-svstat -o up $s)" = false ]; do i=$((i+1)); [ $i -lt
 i=0; until [ "$(/command/s6-svstat -o up $s)" = true ]; do i=$((i+1)); [ $i -lt 200 ] || exit 1; sleep 0.05; done
 /command/s6-svstat $s`)
 	t.Logf("sealed attack suite (container): %d attempts, %d escapes, in %v", attempts, escapes, time.Since(start).Round(100*time.Millisecond))
-}
-
-// firstLine is s's first line, at most 120 bytes (an attack's output, in a log line).
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > 120 {
-		s = s[:120]
-	}
-	if s == "" {
-		return "no output"
-	}
-	return s
 }
 
 // TestSealedAsHermesContainer: sealed mode in a container started as

@@ -298,7 +298,7 @@ func TestSealedAttackSuite(t *testing.T) {
 			escapes++
 			t.Errorf("attack %q: ESCAPE: %s\noutput: %s", a.name, strings.Join(why, "; "), out)
 		} else {
-			t.Logf("attack %q: held (%s)", a.name, firstLine(string(out)))
+			t.Logf("attack %q: held (%s)", a.name, testenv.FirstLine(string(out)))
 		}
 	}
 	// hermes still controls its gateways after all that.
@@ -312,20 +312,6 @@ func TestSealedAttackSuite(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-}
-
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > 120 {
-		s = s[:120]
-	}
-	if s == "" {
-		return "no output"
-	}
-	return s
 }
 
 func pidsBelow(dir string) []int { return testenv.PidsBelow(dir) }

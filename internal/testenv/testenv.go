@@ -222,3 +222,19 @@ func DumpTree(dir string) string {
 	})
 	return b.String()
 }
+
+// FirstLine is s's first line, at most 120 bytes, or "no output": what an
+// attack printed, in one log line.
+func FirstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 120 {
+		s = s[:120]
+	}
+	if s == "" {
+		return "no output"
+	}
+	return s
+}
