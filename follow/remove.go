@@ -19,17 +19,44 @@ const GonePrefix = slot.TmpPrefix + "gone-"
 
 // Removal timing (variables for tests).
 var (
-	// nudgeAfter is how long the supervisors of a removed slot get to
-	// exit after the prune before root tells them to itself.
-	nudgeAfter = time.Second
+	// exitAfter is how long after a removed slot is renamed out (and the
+	// rescan asked for) root tells its supervisors to exit: long enough
+	// for s6-svscan to have rescanned, so that it does not restart them.
+	exitAfter = 200 * time.Millisecond
+	// reapGrace is how long a removed slot's directory is kept after its
+	// supervisors stopped listening: until s6-svscan has reaped them and
+	// forgotten the service's device and inode (see reap).
+	reapGrace = time.Second
 	// reapRetry is how often a removed slot whose supervisors still run
 	// is looked at again, until they are gone.
 	reapRetry = 5 * time.Second
 )
 
-// startRemoval stops the slot name and takes it out of the scandir, in a
-// goroutine: `d`, wait for down, rename out (the loop then prunes), wait
-// for its supervisors to exit, delete.
+// A slot is removed without s6-svscanctl -n (prune): s6-svscan 2.13.1
+// prunes every service its last scan did not reach, and a scan can stop
+// early (a service renamed away between readdir and stat, a name whose
+// old supervisor still runs: "old service ... still exists, waiting").
+// In the container attack suite a prune after such a scan killed the
+// supervisors of perm-watcher, profile-follower and a static service.
+// So root does what a prune would do, for its own slot only:
+//
+//  1. `d` to the slot's supervisor; wait until supervise/status says down;
+//  2. rename the slot out of the scandir (to a dot name, which s6-svscan
+//     ignores) and ask for a rescan (`a`), after which s6-svscan no
+//     longer restarts the slot's supervisors when they exit;
+//  3. after exitAfter, `dx` to each supervisor still listening (the
+//     logger's s6-log goes down, then both s6-supervise exit);
+//  4. once none listens, wait reapGrace and delete the directory;
+//  5. only then may a slot of the same name be made again, and only then
+//     does the removed slot stop counting against the cap.
+//
+// Keeping the directory (and so its inode) until then matters because
+// s6-svscan knows services by device and inode: a new slot that got the
+// inode of one it still remembers would be taken for the old one (seen
+// with a create/delete churn: a new slot without a supervisor).
+
+// startRemoval runs steps 1 and 2 of a removal in a goroutine, and the
+// rest (collect) once the loop has asked for the rescan.
 func (r *root) startRemoval(name string) {
 	r.removing[name] = true
 	delete(r.applied, name)
@@ -38,13 +65,6 @@ func (r *root) startRemoval(name string) {
 		r.remSem <- struct{}{}
 		start := time.Now()
 		down := stopService(dir, r.cfg.StopTimeout, 5*time.Millisecond)
-		// The slot leaves the scandir by a rename, not a delete: its
-		// directory (and so its inode) lives on under a dot name until
-		// its supervisors are gone. Deleted at once, its inode number
-		// could be reused by the same profile's next slot, and s6-svscan,
-		// which knows services by device and inode, would take the new
-		// slot for the old one whose supervisors it is pruning: the new
-		// slot would get no supervisor (seen with a create/delete churn).
 		gone := filepath.Join(r.cfg.Scandir, GonePrefix+strconv.FormatUint(goneSeq.Add(1), 10))
 		err := os.Rename(dir, gone)
 		ev := r.log.Info()
@@ -54,71 +74,63 @@ func (r *root) startRemoval(name string) {
 			r.gone.Add(1)
 		}
 		ev.Str("profile", name).Str("path", dir).Bool("was_down", down).Dur("duration_ms", time.Since(start)).Msg("slot removed")
-		r.removed <- name // the loop prunes now: the name is gone
 		<-r.remSem
-		if err == nil {
-			r.collect(gone)
+		r.removed <- name // the loop asks for the rescan
+		if err != nil {
+			r.reaped <- name // nothing more to wait for
+			return
 		}
+		r.collect(name, gone)
 	}()
 }
 
 // collect reaps the removed slot directory gone (counted in r.gone) until
-// it is deleted, then makes room for a new slot.
-func (r *root) collect(gone string) {
+// it is deleted, then frees the name and makes room for a new slot. name
+// is empty for a directory left by a previous run of this longrun.
+func (r *root) collect(name, gone string) {
+	time.Sleep(exitAfter)
 	for !r.reap(gone, time.Now().Add(r.cfg.StopTimeout)) {
 		time.Sleep(reapRetry)
 	}
 	r.gone.Add(-1)
-	select {
-	case r.reaped <- struct{}{}:
-	default:
-	}
+	r.reaped <- name
 }
 
-// reap deletes the removed slot directory gone once no supervisor listens
-// on its control FIFOs, and reports whether it did. A supervisor still
-// listening nudgeAfter after the prune is told to bring its service down
-// and exit ("dx", as s6-svc -dx): s6-svscan 2.13.1 sometimes leaves a
-// pruned slot's log/ supervisor running for ever when the same profile
-// is deleted and re-created quickly (seen in the container attack suite's
-// churn; 2.15.1 did not). The directory is never deleted while one
-// listens: a supervisor whose directory is gone can no longer be told
-// anything, and it still counts against s6-svscan's service limit.
+// reap tells the supervisors still listening on the control FIFOs of the
+// removed slot directory gone to exit ("dx", as s6-svc -dx), waits until
+// none listens, then reapGrace, then deletes gone. It reports false when a
+// supervisor still listened at deadline: the directory is kept (a
+// supervisor whose directory is gone can no longer be told anything, and
+// it still counts against s6-svscan's service limit).
 func (r *root) reap(gone string, deadline time.Time) bool {
 	dirs := []string{gone, filepath.Join(gone, slot.LogDir)}
-	listening := func() []string {
-		var l []string
+	told := false
+	for {
+		var listening []string
 		for _, d := range dirs {
 			if control(d, "") != errNoSupervisor {
-				l = append(l, d)
+				listening = append(listening, d)
 			}
 		}
-		return l
-	}
-	nudge := time.Now().Add(nudgeAfter)
-	nudged := false
-	for {
-		l := listening()
-		if len(l) == 0 {
+		if len(listening) == 0 {
 			break
 		}
-		now := time.Now()
-		if !nudged && now.After(nudge) {
-			for _, d := range l {
+		if !told {
+			for _, d := range listening {
 				if err := control(d, "dx"); err != nil && err != errNoSupervisor {
 					r.log.Warn().Err(err).Str("path", d).Msg("cannot tell a removed slot's supervisor to exit")
 				}
 			}
-			r.log.Info().Strs("paths", l).Msg("a removed slot's supervisor outlived the prune: told it to exit (dx)")
-			nudged = true
+			told = true
 		}
-		if now.After(deadline) {
-			r.log.Warn().Strs("paths", l).Dur("retry_in", reapRetry).
+		if time.Now().After(deadline) {
+			r.log.Warn().Strs("paths", listening).Dur("retry_in", reapRetry).
 				Msg("a removed slot's supervisor still runs: its directory is kept (a dot name: s6-svscan ignores it) and looked at again")
 			return false
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	time.Sleep(reapGrace)
 	var err error
 	for i := 0; i < 5; i++ {
 		// s6-supervise may still be writing supervise/status while the
@@ -132,25 +144,30 @@ func (r *root) reap(gone string, deadline time.Time) bool {
 	return true // nothing listens: it no longer counts against s6-svscan's limit
 }
 
-// finishRemovals collects finished removals and asks s6-svscan to prune
-// their supervisors: after the directories are gone, which is the order in
-// which s6 2.11 really prunes them.
+// finishRemovals collects the slots just renamed out of the scandir and
+// asks s6-svscan to rescan, once for all of them: from then on it does not
+// restart their supervisors, which collect tells to exit.
 func (r *root) finishRemovals(first string) {
-	names := []string{first}
+	n := 1
 	for more := true; more; {
 		select {
-		case n := <-r.removed:
-			names = append(names, n)
+		case <-r.removed:
+			n++
 		default:
 			more = false
 		}
 	}
-	for _, n := range names {
-		delete(r.removing, n)
-		r.count(func(s *Stats) { s.Removed++ })
+	r.count(func(s *Stats) { s.Removed += n })
+	if err := r.cfg.Rescan(r.cfg.Scandir); err != nil {
+		r.log.Error().Err(err).Str("path", r.cfg.Scandir).Msg("rescan failed: s6-svscan may restart a removed slot's supervisors until its next scan")
 	}
-	if err := r.cfg.Prune(r.cfg.Scandir); err != nil {
-		r.log.Error().Err(err).Str("path", r.cfg.Scandir).Msg("prune failed: the removed slots' supervisors stay until the next one")
+}
+
+// finishReap frees a removed slot's name (it may be made again) and picks
+// up the latest snapshot if none is pending.
+func (r *root) finishReap(name string) {
+	if name != "" {
+		delete(r.removing, name)
 	}
 	if r.pending == nil {
 		// A profile removed and re-created meanwhile waits for this.

@@ -10,9 +10,9 @@
 //     input, and makes the scandir's gateway-* slots equal to the last
 //     snapshot: new slots from the fixed template (package slot), with
 //     supervise/ and supervise/control pre-created by package perms before
-//     s6-svscan can see them; removed slots stopped, waited for, deleted,
-//     then pruned from s6-svscan. If the reader dies, root keeps the slots it
-//     has and restarts it with backoff.
+//     s6-svscan can see them; removed slots stopped, renamed out, their
+//     supervisors told to exit, then deleted (remove.go). If the reader
+//     dies, root keeps the slots it has and restarts it with backoff.
 //   - the reader (Reader), the same binary re-executed with a hidden flag
 //     under the user's credentials: it watches HERMES_HOME with inotify
 //     (level-triggered: an event only wakes it; it then re-reads and
@@ -98,10 +98,10 @@ type RootConfig struct {
 	BackoffMin   time.Duration
 	BackoffMax   time.Duration
 
-	// Rescan asks s6-svscan to rescan (s6.Rescan when nil); Prune to rescan
-	// and prune (s6.Prune when nil).
+	// Rescan asks s6-svscan to rescan (s6.Rescan when nil): after new
+	// slots are made, and after removed ones are renamed out (remove.go:
+	// never a prune).
 	Rescan func(scandir string) error
-	Prune  func(scandir string) error
 
 	Ready func() // called once: first snapshot applied, or ReadyTimeout
 	Log   zerolog.Logger
@@ -134,9 +134,6 @@ func (c *RootConfig) defaults() {
 	}
 	if c.Rescan == nil {
 		c.Rescan = s6.Rescan
-	}
-	if c.Prune == nil {
-		c.Prune = s6.Prune
 	}
 }
 
@@ -198,7 +195,7 @@ type root struct {
 	// directories are not deleted yet: s6-svscan may still count their
 	// supervisors against its service limit (remove.go).
 	gone    atomic.Int64
-	reaped  chan struct{} // a gone directory was deleted: room for a new slot
+	reaped  chan string // a gone directory was deleted (its name, or ""): room for a new slot
 	bucket  bucket
 	pending *delivery // applied partially (budget), to finish
 	ready   bool
@@ -220,7 +217,7 @@ func Root(ctx context.Context, cfg RootConfig) error {
 		removing: map[string]bool{},
 		removed:  make(chan string, removeWorkers),
 		remSem:   make(chan struct{}, removeWorkers),
-		reaped:   make(chan struct{}, 1),
+		reaped:   make(chan string, removeWorkers),
 		bucket:   newBucket(cfg.Rate, cfg.Burst),
 	}
 	// Slots already there (this longrun restarted within a container
@@ -232,7 +229,7 @@ func Root(ctx context.Context, cfg RootConfig) error {
 				// Left by a previous run of this longrun: deleted once
 				// no supervisor runs in it (remove.go).
 				r.gone.Add(1)
-				go r.collect(filepath.Join(cfg.Scandir, e.Name()))
+				go r.collect("", filepath.Join(cfg.Scandir, e.Name()))
 			}
 		}
 	}
@@ -272,7 +269,8 @@ func Root(ctx context.Context, cfg RootConfig) error {
 			}
 		case name := <-r.removed:
 			r.finishRemovals(name)
-		case <-r.reaped:
+		case name := <-r.reaped:
+			r.finishReap(name)
 		case <-budget:
 			budget = nil
 		}

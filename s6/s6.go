@@ -63,12 +63,6 @@ func Detect(fsys fs.FS) Detection {
 // O_NOFOLLOW, so a planted symlink is refused.
 func Rescan(scandir string) error { return Control(scandir, "a") }
 
-// Prune asks the s6-svscan watching scandir to rescan it and to stop the
-// supervisors of services whose directory is gone, as `s6-svscanctl -an`
-// does. s6 2.11 prunes only supervisors whose directory is already gone at
-// that moment: delete the slot first, then Prune.
-func Prune(scandir string) error { return Control(scandir, "an") }
-
 // Control writes cmd (s6-svscanctl's letters) to scandir's control FIFO,
 // with the same non-blocking, no-symlink open as Rescan.
 func Control(scandir, cmd string) error {
