@@ -83,7 +83,7 @@ rss() { awk "/^VmRSS/ { print \$2 }" /proc/$1/status; }
 sleep 5
 f0=$(ticks $follower); r0=$(ticks $reader)
 sleep "$IDLE"
-echo "idle $IDLE s with $(ls -d $S/gateway-* | wc -l) slots: follower (root) $(( $(ticks $follower) - f0 )) ticks, reader (hermes) $(( $(ticks $reader) - r0 )) ticks"
+echo "idle $IDLE s with $(ls -d $S/gateway-* | wc -l) slots: follower (root) $(( $(ticks $follower) - f0 )) ticks, reader (hermes) $(( $(ticks $reader) - r0 )) ticks; removed slots not yet deleted: $(ls -a $S | grep -c "^\.gw-gone-")"
 n=$(ls $P | wc -l)
 seq $((n + 1)) 1000 | sed s/^/r/ | (cd $P && xargs mkdir)
 seq $((n + 1)) 1000 | sed "s|.*|$P/r&/SOUL.md|" | xargs touch
