@@ -20,9 +20,15 @@ const GonePrefix = slot.TmpPrefix + "gone-"
 // Removal timing (variables for tests).
 var (
 	// exitAfter is how long after a removed slot is renamed out (and the
-	// rescan asked for) root tells its supervisors to exit: long enough
-	// for s6-svscan to have rescanned, so that it does not restart them.
-	exitAfter = 200 * time.Millisecond
+	// rescan asked for) root tells its supervisors to exit: time for
+	// s6-svscan to have rescanned, so that it does not restart them. When
+	// it has not, it restarts a supervisor that cannot chdir into the
+	// renamed slot ("unable to chdir to gateway-<name>"), which exits at
+	// once: harmless, the name stays reserved. Measured on s6 2.13.1 with
+	// 300 create/delete churns of one name and 60 deletions: 50 ms, 3
+	// such lines, deletion p50 150-165 ms; 100 ms, 3 lines, 190-200 ms;
+	// 200 ms, none, 300 ms.
+	exitAfter = 100 * time.Millisecond
 	// reapGrace is how long a removed slot's directory is kept after its
 	// supervisors stopped listening: until s6-svscan has reaped them and
 	// forgotten the service's device and inode (see reap).
