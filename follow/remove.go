@@ -153,8 +153,8 @@ func (r *root) reap(gone string, deadline time.Time) bool {
 // finishRemovals collects the slots just renamed out of the scandir and
 // asks s6-svscan to rescan, once for all of them: from then on it does not
 // restart their supervisors, which collect tells to exit.
-func (r *root) finishRemovals(first string) {
-	n := 1
+func (r *root) finishRemovals() {
+	n := 1 // the one the loop received
 	for more := true; more; {
 		select {
 		case <-r.removed:

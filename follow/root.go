@@ -267,8 +267,8 @@ func Root(ctx context.Context, cfg RootConfig) error {
 			if d := r.box.take(); d != nil {
 				r.pending = d
 			}
-		case name := <-r.removed:
-			r.finishRemovals(name)
+		case <-r.removed:
+			r.finishRemovals()
 		case name := <-r.reaped:
 			r.finishReap(name)
 		case <-budget:
