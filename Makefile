@@ -11,10 +11,10 @@ FUZZTIME ?= 10s
 # Test timeout covers the e2e suite (image builds plus container restarts).
 TEST_TIMEOUT ?= 25m
 
-.PHONY: help build test unit vet fuzz bench demo demo-clean e2e image dist clean
+.PHONY: help build test unit vet fuzz bench demo demo-clean e2e e2e-real image dist clean
 
 help: ## list targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
 build: ## static binaries in bin/ (CGO_ENABLED=0), as the image needs them
 	@mkdir -p $(BIN)
@@ -66,6 +66,16 @@ demo-clean: ## remove the demo container and its volume
 
 e2e: ## only the Docker e2e suite (TestMain builds the images)
 	$(GO) test -count=1 -timeout 20m -v ./e2e/
+
+# The real s6-overlay release-style tarballs, one directory per version
+# (the three .tar.xz, SHA256SUMS, VERSION), and the images made from them.
+S6_OVERLAY_DIST ?= ../shared/s6-overlay-dist
+S6_OVERLAY_VERSIONS ?= 3.2.3.0 3.2.3.2
+REAL_IMAGE_PREFIX ?= hermes-s6:real
+
+e2e-real: build ## the e2e suite on the production image built from real s6-overlay tarballs in S6_OVERLAY_DIST/<version>/
+	S6_OVERLAY_DIST='$(S6_OVERLAY_DIST)' S6_OVERLAY_VERSIONS='$(S6_OVERLAY_VERSIONS)' REAL_IMAGE_PREFIX='$(REAL_IMAGE_PREFIX)' \
+	  SUITE=$(SUITE) scripts/e2e-real.sh
 
 dist: ## adopter's tarball dist/hermes-s6-<version>-<arch>.tar.xz (+ .sha256; GOARCH=arm64 for aarch64), see README
 	VERSION=$(VERSION) scripts/dist.sh -o dist

@@ -146,6 +146,20 @@ func dockerBuild(ctx context.Context, dir, target, tag string, args map[string]s
 	return cmd
 }
 
+// derivedTag names an image a test derives from the test image: the test
+// image's own tag with suffix appended (hermes-s6:e2e -> hermes-s6:e2e-SUFFIX),
+// so that runs on different test images, side by side or one after another
+// (CI runs the suite on four), never build into or remove each other's.
+func derivedTag(suffix string) string { return tagPlus(testImage, suffix) }
+
+func tagPlus(image, suffix string) string {
+	repo, tag := image, "latest"
+	if i := strings.LastIndex(image, ":"); i > strings.LastIndex(image, "/") {
+		repo, tag = image[:i], image[i+1:]
+	}
+	return repo + ":" + tag + "-" + suffix
+}
+
 // requireImage is the first call of every e2e test.
 func requireImage(t *testing.T) {
 	t.Helper()
@@ -161,4 +175,18 @@ func tail(s string, n int) string {
 		return "..." + s[len(s)-n:]
 	}
 	return s
+}
+
+func TestDerivedTag(t *testing.T) {
+	for _, tc := range []struct{ image, want string }{
+		{"hermes-s6:e2e", "hermes-s6:e2e-x"},
+		{"hermes-s6:real-3.2.3.0-test", "hermes-s6:real-3.2.3.0-test-x"},
+		{"hermes-s6", "hermes-s6:latest-x"},
+		{"localhost:5000/hermes-s6", "localhost:5000/hermes-s6:latest-x"},
+		{"localhost:5000/hermes-s6:e2e-sid", "localhost:5000/hermes-s6:e2e-sid-x"},
+	} {
+		if got := tagPlus(tc.image, "x"); got != tc.want {
+			t.Errorf("derivedTag on %s = %s, want %s", tc.image, got, tc.want)
+		}
+	}
 }

@@ -245,7 +245,7 @@ func TestProductionTargetFromLocalTarballs(t *testing.T) {
 		if edit != nil {
 			edit(args)
 		}
-		tag := "hermes-s6:e2e-dist-production-" + suffix
+		tag := derivedTag("dist-production-" + suffix)
 		t.Cleanup(func() { _, _ = dockerCLI("rmi", "-f", tag) })
 		out, err := dockerBuild(ctx, bctx, "production", tag, args).CombinedOutput()
 		return tag, string(out), err

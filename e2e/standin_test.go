@@ -156,10 +156,12 @@ func TestScandirAsS6OverlayMakesIt(t *testing.T) {
 		// not hermes's to read in a root container.
 		b.MustSh(t, `u=`+string(m)+`
 s=/run/service
-for f in SIGTERM SIGHUP SIGINT SIGQUIT SIGUSR1 SIGUSR2 crash finish; do
+for f in SIGTERM SIGINT SIGQUIT SIGUSR1 SIGUSR2 SIGPWR SIGWINCH crash finish; do
   test -x "$s/.s6-svscan/$f" || { echo "no executable .s6-svscan/$f"; exit 1; }
   test "$(stat -c %U "$s/.s6-svscan/$f")" = "$u" || { echo ".s6-svscan/$f is $(stat -c %U "$s/.s6-svscan/$f")'s"; exit 1; }
 done
+test ! -e "$s/.s6-svscan/SIGHUP" || { echo ".s6-svscan/SIGHUP exists: s6-overlay makes none (s6-svscan's default applies)"; exit 1; }
+test -f "$s/s6-linux-init-shutdownd/run" || { echo "s6-linux-init-shutdownd has no run"; exit 1; }
 test -d "$s/s6-linux-init-shutdownd" && test ! -L "$s/s6-linux-init-shutdownd"
 for n in s6rc-fdholder s6rc-oneshot-runner; do
   test -L "$s/$n" && test "$(stat -c %U "$s/$n")" = "$u" || { echo "$n: not a symlink of $u"; exit 1; }
