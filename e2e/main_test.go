@@ -79,6 +79,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	stopShared()
+	if cliRegisterBin != "" {
+		_ = os.RemoveAll(filepath.Dir(cliRegisterBin)) // cliRegisterBinary's temp dir
+	}
 	os.Exit(code)
 }
 

@@ -120,9 +120,11 @@ func TestPrepareRefuses(t *testing.T) {
 		{name: "root event/ renamed to supervise", pol: PolicyGroup,
 			setup: func(t *testing.T, root, svc string) { mkdir(t, svc+"/supervise", 0o3730) },
 			want:  ErrNotS6Made},
+		// supervise/ is built under TmpPrefix+"supervise" and renamed
+		// into place once complete: the races are on that name.
 		{name: "supervise swapped for a user dir after mkdir", pol: PolicyGroup,
 			race: func(t *testing.T, root, dirPath, name string) {
-				if name != "supervise" || !strings.HasSuffix(dirPath, "/svc") {
+				if name != TmpPrefix+"supervise" || !strings.HasSuffix(dirPath, "/svc") {
 					return
 				}
 				must(t, os.Remove(dirPath+"/"+name))
@@ -135,7 +137,7 @@ func TestPrepareRefuses(t *testing.T) {
 				mkfile(t, svc+"/other/status", 0o644)
 			},
 			race: func(t *testing.T, root, dirPath, name string) {
-				if name != "supervise" || !strings.HasSuffix(dirPath, "/svc") {
+				if name != TmpPrefix+"supervise" || !strings.HasSuffix(dirPath, "/svc") {
 					return
 				}
 				must(t, os.Remove(dirPath+"/"+name))
@@ -144,7 +146,7 @@ func TestPrepareRefuses(t *testing.T) {
 		{name: "control swapped for a hard link after mknod", pol: PolicyOwner,
 			setup: func(t *testing.T, root, svc string) { mkfifo(t, root+"/rootfifo", 0o600) },
 			race: func(t *testing.T, root, dirPath, name string) {
-				if name != "control" || !strings.HasSuffix(dirPath, "/svc/supervise") {
+				if name != "control" || !strings.HasSuffix(dirPath, "/svc/"+TmpPrefix+"supervise") {
 					return
 				}
 				must(t, os.Remove(dirPath+"/"+name))
@@ -153,7 +155,7 @@ func TestPrepareRefuses(t *testing.T) {
 		{name: "control swapped for a symlink after mknod", pol: PolicySealed,
 			setup: func(t *testing.T, root, svc string) { mkfifo(t, root+"/rootfifo", 0o600) },
 			race: func(t *testing.T, root, dirPath, name string) {
-				if name != "control" || !strings.HasSuffix(dirPath, "/svc/supervise") {
+				if name != "control" || !strings.HasSuffix(dirPath, "/svc/"+TmpPrefix+"supervise") {
 					return
 				}
 				must(t, os.Remove(dirPath+"/"+name))

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hermes-s6/hermes-s6/bootlog"
+	"github.com/hermes-s6/hermes-s6/mode"
 	"github.com/hermes-s6/hermes-s6/perms"
 )
 
@@ -244,11 +245,32 @@ func displayName(s string) string {
 	return s
 }
 
-// Check reports, for every included service of cfg.Scandir (and its log/
-// sub-service), whether cfg.User can read its status, control it and wait on
-// its events, and why not. It changes nothing and works as any user. usable
-// is false when some included service is not fully usable.
+// Check is CheckMode in open mode, given explicitly.
 func Check(cfg Config, out io.Writer) (usable bool, err error) {
+	return CheckMode(cfg, CheckModeOf{Mode: mode.Open, Explicit: true}, out)
+}
+
+// CheckModeOf is the container's mode as --check knows it.
+type CheckModeOf struct {
+	Mode mode.Mode
+	// Explicit: given by --mode or HERMES_S6_MODE. When not, and the
+	// scandir looks sealed (see looksSealed), --check checks sealed mode's
+	// promises and says it inferred the mode.
+	Explicit bool
+}
+
+// CheckMode reports, for every included service of cfg.Scandir (and its
+// log/ sub-service), whether cfg.User can read its status, control it and
+// wait on its events, and why not. It changes nothing and works as any
+// user. usable is false when some included service is not fully usable.
+//
+// The mode decides what else must hold. Open mode: the user can register
+// a slot (write the scandir and s6-svscan's control FIFO: handed over at
+// boot). Sealed mode promises the opposite: the user can control every
+// gateway, its log/ and the static services (under policy sealed: status
+// and control, no event/), and cannot write the scandir, .s6-svscan/ or
+// its control FIFO and lock.
+func CheckMode(cfg Config, m CheckModeOf, out io.Writer) (usable bool, err error) {
 	if err := cfg.Validate(); err != nil {
 		return false, err
 	}
@@ -270,7 +292,25 @@ func Check(cfg Config, out io.Writer) (usable bool, err error) {
 	self := os.Geteuid()
 	scandirObj := sd.InspectPath()
 
-	fmt.Fprintf(out, "perm-watcher --check: scandir %s, user %s, policy %s\n", sd.Path(), w, cfg.Policy)
+	sealed, inferred := m.Mode == mode.Sealed, ""
+	if !m.Explicit && !sealed {
+		if inferred = looksSealed(sd, scandirObj, w, names); inferred != "" {
+			sealed = true
+		}
+	}
+	if sealed {
+		// Sealed mode's policy, whatever --policy said (perm-watcher runs
+		// with it there): event/ stays root's, s6-svwait is not promised.
+		cfg.Policy = perms.PolicySealed
+	}
+	modeName := mode.Open
+	if sealed {
+		modeName = mode.Sealed
+	}
+	fmt.Fprintf(out, "perm-watcher --check: scandir %s, user %s, mode %s, policy %s\n", sd.Path(), w, modeName, cfg.Policy)
+	if inferred != "" {
+		fmt.Fprintf(out, "note: mode sealed inferred (%s unset): %s; give --mode to say otherwise\n", mode.Env, inferred)
+	}
 	fixHint := fmt.Sprintf("fix: as root, run `perm-watcher --once --scandir %s --user %s --policy %s`, and make sure the perm-watcher service is up (s6-svstat %s/%s)",
 		sd.Path(), cfg.User, cfg.Policy, sd.Path(), ServiceName)
 	if !w.may(scandirObj, 1) {
@@ -278,7 +318,18 @@ func Check(cfg Config, out io.Writer) (usable bool, err error) {
 	}
 	usable = true
 	total, bad := 0, 0
-	if problems := checkRegister(sd, scandirObj, w); len(problems) > 0 {
+	if sealed {
+		if problems := checkSealed(sd, scandirObj, w); len(problems) > 0 {
+			usable = false
+			bad++
+			fmt.Fprintf(out, "FAIL  %s: sealed mode promises that %s cannot write the scandir or s6-svscan's control, but it can\n", sd.Path(), w.name)
+			for _, p := range problems {
+				fmt.Fprintf(out, "      - %s\n", p)
+			}
+		} else {
+			fmt.Fprintf(out, "ok    %s: sealed: %s cannot write the scandir, .s6-svscan/, its control FIFO or lock (the profile-follower publishes the slots)\n", sd.Path(), w.name)
+		}
+	} else if problems := checkRegister(sd, scandirObj, w); len(problems) > 0 {
 		usable = false
 		bad++
 		fmt.Fprintf(out, "FAIL  %s: %s cannot register a slot (s6-svscanctl -a %s)\n", sd.Path(), w.name, sd.Path())
@@ -301,6 +352,10 @@ func Check(cfg Config, out io.Writer) (usable bool, err error) {
 			c := evaluate(scandirObj, sv, w, cfg.Policy, self)
 			if sv.Name == name {
 				slotUsable[name] = c.Usable()
+			}
+			if c.Usable() && sealed {
+				fmt.Fprintf(out, "ok    %s: %s can read its status and control it (sealed: no s6-svwait, poll s6-svstat)\n", displayName(c.Name), w.name)
+				continue
 			}
 			if c.Usable() {
 				fmt.Fprintf(out, "ok    %s: %s can read its status, control it and wait on it\n", displayName(c.Name), w.name)
@@ -346,7 +401,8 @@ func Check(cfg Config, out io.Writer) (usable bool, err error) {
 // elsewhere leaves the container: every FIFO root's, no service counted.
 func checkRegister(sd *perms.Scandir, scandir perms.Object, w who) []string {
 	const didItRun = "reconcile-profiles hands it over at boot: did it run? `/command/s6-rc -a list` must list perm-watcher and reconcile-profiles; " +
-		"if they are missing, the s6-rc user bundle is declared where this s6-overlay does not read it (run /usr/lib/hermes-s6/install-user-bundle at image build, see README)"
+		"if they are missing, the s6-rc user bundle is declared where this s6-overlay does not read it (run /usr/lib/hermes-s6/install-user-bundle at image build, see README). " +
+		"In sealed mode this is by design: run --check --mode sealed (or with " + mode.Env + "=sealed)"
 	var problems []string
 	if scandir.Err == nil && !w.may(scandir, 3) {
 		problems = append(problems, fmt.Sprintf("%s is %s: %s needs write and search on it to add a slot; %s", scandir.Path, scandir.Describe(), w.name, didItRun))
@@ -361,6 +417,46 @@ func checkRegister(sd *perms.Scandir, scandir perms.Object, w who) []string {
 		problems = append(problems, fmt.Sprintf("%s is %s: %s needs write on it to run s6-svscanctl; %s", ctl.Path, ctl.Describe(), w.name, didItRun))
 	}
 	return problems
+}
+
+// checkSealed says how w could write what sealed mode keeps root's: the
+// scandir (w could put a directory in front of root's s6-svscan), the
+// .s6-svscan/ directory, its control FIFO (s6-svscanctl) and lock. An
+// object that cannot be looked at is not reported here: w cannot write
+// what it cannot reach, and the services below say what it cannot use.
+func checkSealed(sd *perms.Scandir, scandir perms.Object, w who) []string {
+	var problems []string
+	for _, o := range []perms.Object{scandir, sd.InspectPath(".s6-svscan"), sd.InspectPath(".s6-svscan", "control"), sd.InspectPath(".s6-svscan", "lock")} {
+		if o.Err != nil || !o.Exists || !w.may(o, 2) {
+			continue
+		}
+		problems = append(problems, fmt.Sprintf("%s is %s: %s can write it; sealed mode keeps it root's and writable by root only. "+
+			"Something handed it over (open mode's reconcile-profiles?): restart the container with %s=sealed", o.Path, o.Describe(), w.name, mode.Env))
+	}
+	return problems
+}
+
+// looksSealed says why the scandir looks like sealed mode's ("" if not),
+// for a --check that was not told the mode: w cannot write the scandir nor
+// s6-svscan's control FIFO, and a gateway slot's supervise/ is root:<w's
+// group> 0750, which only the sealed policy makes (owner: w's 0700; group:
+// 0710; s6 alone: root's 0700).
+func looksSealed(sd *perms.Scandir, scandir perms.Object, w who, names []string) string {
+	ctl := sd.InspectPath(".s6-svscan", "control")
+	if scandir.Err != nil || w.may(scandir, 2) || ctl.Err != nil || !ctl.Exists || w.may(ctl, 2) {
+		return ""
+	}
+	for _, n := range names {
+		if !strings.HasPrefix(n, "gateway-") {
+			continue
+		}
+		o := sd.InspectPath(n, "supervise")
+		if o.Err == nil && o.Exists && o.UID == 0 && o.GID == w.gid && o.Mode&0o7777 == 0o750 && o.Mode&syscall.S_IFMT == syscall.S_IFDIR {
+			return fmt.Sprintf("%s and its control FIFO are root's and %s cannot write them, and %s is %s, as only the sealed policy makes it",
+				scandir.Path, w.name, o.Path, o.Describe())
+		}
+	}
+	return ""
 }
 
 // checkAnnounced compares the last boot of HERMES_HOME's boot log with the

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/hermes-s6/hermes-s6/bootlog"
+	"github.com/hermes-s6/hermes-s6/mode"
 	"github.com/hermes-s6/hermes-s6/perms"
+	"github.com/hermes-s6/hermes-s6/s6"
 )
 
 // TestEvaluateMissingSupervise: a service s6-supervise has not started yet
@@ -153,5 +155,78 @@ func TestCheckAsUserFollowsOwnSymlinks(t *testing.T) {
 	code, out := runBin(t, bin, true, "--check", "--scandir", f.scandir, "--hermes-home", "")
 	if code != 0 || !strings.Contains(out, "ok    static:") {
 		t.Fatalf("--check as the user on its own s6-rc symlink below its own /run: exit %d, want 0 and static ok\n%s", code, out)
+	}
+}
+
+// TestCheckSealed: in a sealed container (the scandir and s6-svscan's
+// control root's; slots prepared by root under policy sealed; perm-watcher
+// --policy sealed for the rest) --check as the user exits 0, whether the
+// mode comes from --mode, from HERMES_S6_MODE (docker exec -u hermes sees
+// the container's environment) or is inferred from the scandir; told open
+// mode, it says the user cannot register a slot and that this is by
+// design in sealed mode. A scandir handed over to the user breaks sealed
+// mode's promise: exit 1.
+func TestCheckSealed(t *testing.T) {
+	f := newFixture(t)
+	t.Setenv(mode.Env, "")
+	f.startSvscan()
+	static := filepath.Join(f.scandir, "static")
+	must(t, os.Mkdir(static, 0o755))
+	must(t, os.WriteFile(static+"/run", []byte("#!/bin/sh\nexec sleep 100000\n"), 0o755))
+	// A slot made as the sealed follower makes it: staged, supervise/ and
+	// control pre-created by root for the user's group, renamed in.
+	stage := filepath.Join(f.scandir, ".gw-alpha.tmp")
+	must(t, os.MkdirAll(stage+"/log", 0o755))
+	must(t, os.WriteFile(stage+"/run", []byte("#!/bin/sh\nexec sleep 100000\n"), 0o755))
+	must(t, os.WriteFile(stage+"/log/run", []byte("#!/bin/sh\nexec cat >/dev/null\n"), 0o755))
+	sd, err := perms.OpenScandir(f.scandir)
+	must(t, err)
+	defer sd.Close()
+	_, err = sd.Prepare(".gw-alpha.tmp", perms.Owner{UID: f.uid, GID: f.gid}, perms.PolicySealed, perms.ScopeAll)
+	must(t, err)
+	must(t, os.Rename(stage, filepath.Join(f.scandir, "gateway-alpha")))
+	stop := f.startWatcher(perms.PolicySealed)
+	defer stop()
+	must(t, s6.Rescan(f.scandir))
+	script := `set -e; for d in "$@"; do s6-svstat "$d" >/dev/null; s6-svc -u "$d"; done`
+	f.waitFor(10*time.Second, "every service controllable by the user", func() (bool, string) {
+		out, err := f.asUser(script, f.svc("static", "gateway-alpha", "gateway-alpha/log")...)
+		return err == nil, fmt.Sprint(err, out)
+	})
+	bin := buildBinary(t)
+	args := []string{"--check", "--scandir", f.scandir, "--hermes-home", ""}
+
+	for _, tc := range []struct {
+		name, env string
+		args      []string
+		want      []string
+	}{
+		{"--mode sealed", "", []string{"--mode", "sealed"}, []string{"mode sealed, policy sealed"}},
+		{"HERMES_S6_MODE=sealed", "sealed", nil, []string{"mode sealed, policy sealed"}},
+		{"inferred", "", nil, []string{"note: mode sealed inferred", "gateway-alpha/supervise is"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(mode.Env, tc.env)
+			code, out := runBin(t, bin, true, append(args, tc.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d, want 0\n%s", code, out)
+			}
+			for _, w := range append(tc.want, "ok    "+f.scandir+": sealed", "ok    gateway-alpha/log:", "ok    static:", "3 service(s) checked, 0 not usable") {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+	code, out := runBin(t, bin, true, append(args, "--mode", "open")...)
+	if code != 1 || !strings.Contains(out, "cannot register a slot") || !strings.Contains(out, "In sealed mode this is by design") {
+		t.Errorf("--mode open in a sealed container: exit %d, want 1 saying it cannot register, by design in sealed mode\n%s", code, out)
+	}
+
+	f.handOver()
+	code, out = runBin(t, bin, true, append(args, "--mode", "sealed")...)
+	if code != 1 || !strings.Contains(out, "sealed mode promises that hermes cannot write the scandir") ||
+		!strings.Contains(out, ".s6-svscan/control is") {
+		t.Errorf("--mode sealed on a handed-over scandir: exit %d, want 1 naming the scandir and its control FIFO\n%s", code, out)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hermes-s6/hermes-s6/internal/cliregister"
 	"github.com/hermes-s6/hermes-s6/internal/testenv"
 	"github.com/hermes-s6/hermes-s6/s6"
 )
@@ -26,6 +27,9 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		os.Exit(0)
+	}
+	if os.Getenv(helperEnv) == "cli-register" {
+		os.Exit(cliregister.Main(os.Args[1:], os.Stdout))
 	}
 	if os.Getenv(helperEnv) == "churn" {
 		d, err := time.ParseDuration(os.Args[2])

@@ -9,7 +9,8 @@ import (
 // route names the scandir entry an event concerns (the one watch is on the
 // scandir, through /proc/self/fd/N), ignores writes and attribute changes,
 // asks for a full pass only when the scandir itself goes away, and re-reads
-// nothing on an attribute change of the scandir (F5).
+// nothing on an attribute change of the scandir (F5). Dot names are
+// staging areas and never queued (#15).
 func TestRoute(t *testing.T) {
 	cfg := &Config{Exclude: DefaultExcludes}
 	const w = "/proc/self/fd/7"
@@ -25,7 +26,8 @@ func TestRoute(t *testing.T) {
 		{w + "/x", fsnotify.Remove, true, false},
 		{w + "/x", fsnotify.Chmod, false, false},
 		{w + "/x", fsnotify.Write, false, false},
-		{w + "/.x.tmp", fsnotify.Create, true, false}, // staged slots are prepared too
+		{w + "/.x.tmp", fsnotify.Create, false, false}, // someone's staging area: never touched (#15)
+		{w + "/.x.tmp", fsnotify.Rename, false, false}, // renamed out: its new name has its own event
 		{w + "/.s6-svscan", fsnotify.Create, false, false},
 		{w + "/x/supervise", fsnotify.Create, false, false}, // no such watch: never trusted
 		{"/sd/x", fsnotify.Create, false, false},            // not the watch's name

@@ -35,6 +35,14 @@ import (
 // Latency is from the rename into the scandir to the user's first
 // successful write to supervise/control.
 //
+// cli: -n registrations replayed as the hermes CLI makes them
+// (package cliregister, run as the user: staging with the CLI's own skeleton,
+// rename, s6-svscanctl -a, then s6-svc -u retried on "supervisor not
+// listening", s6-svstat, s6-svwait -u), one after the other, per binary
+// and without perm-watcher; the table counts failed registrations (issue
+// 15: perm-watcher writing into the staging directory made them fail) and
+// "Permission denied" from any s6 program.
+//
 // register: -n registrations through a real s6-svscan with perm-watcher
 // running: the user stages a slot, renames it into place, asks for a rescan
 // (s6-svscanctl -a) and at once runs `s6-svc -u` on it; the table counts
@@ -64,8 +72,15 @@ func runHostile(what, bin, binOld string, fakesList []int, regs, n int, pol stri
 			fmt.Println(registerRow("old", binOld, n, pol, owner, id, self))
 		}
 		fmt.Println(registerRow("no perm-watcher", "", n, pol, owner, id, self))
+	case "cli":
+		fmt.Println("| perm-watcher | registrations | ok | failed | Permission denied | first s6-svc: ok / not listening | wall |")
+		fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+		for _, b := range bins {
+			fmt.Println(cliRow(b[0], b[1], n, pol, owner, id, self))
+		}
+		fmt.Println(cliRow("none", "", n, pol, owner, id, self))
 	default:
-		check(fmt.Errorf("-hostile %q: use fakes or register", what))
+		check(fmt.Errorf("-hostile %q: use fakes, register or cli", what))
 	}
 }
 
@@ -374,4 +389,56 @@ func trustedBase(dir string) func() {
 	}
 	check(unix.Mount("tmpfs", dir, "tmpfs", 0, "mode=0755,size=2g"))
 	return func() { _ = unix.Unmount(dir, unix.MNT_DETACH) }
+}
+
+func cliRow(name, bin string, n int, pol string, owner perms.Owner, id identity.Identity, self string) string {
+	root, sd, stopSvscan := freshScandir(owner)
+	defer func() { stopSvscan(); os.RemoveAll(root) }()
+	if bin != "" {
+		_, stop := startWatcherArgs(bin, sd, filepath.Join(root, "perm-watcher.log"), "--policy", pol)
+		defer stop()
+	}
+	args := []string{sd}
+	for i := 0; i < n; i++ {
+		args = append(args, fmt.Sprintf("cli-%04d", i))
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Env = []string{helperEnv + "=cli-register", "PATH=" + os.Getenv("PATH")}
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(id.UID), Gid: uint32(id.GID), Groups: []uint32{}}}
+	start := time.Now()
+	out, _ := cmd.CombinedOutput()
+	wall := time.Since(start)
+	ok, failed, denied, firstOK, firstNL := 0, 0, 0, 0, 0
+	kinds := map[string]int{}
+	for _, l := range strings.Split(string(out), "\n") {
+		switch {
+		case strings.HasPrefix(l, "ok "):
+			ok++
+			if strings.Contains(l, "first=ok ") {
+				firstOK++
+			} else if strings.Contains(l, "first=not-listening ") {
+				firstNL++
+			}
+		case strings.HasPrefix(l, "FAIL "):
+			failed++
+			k := l
+			if i := strings.LastIndex(k, ": "); i >= 0 {
+				k = k[i+2:]
+			}
+			kinds[k]++
+		}
+		if strings.Contains(l, "Permission denied") {
+			denied++
+		}
+	}
+	fail := strconv.Itoa(failed)
+	if failed > 0 {
+		var ks []string
+		for k, v := range kinds {
+			ks = append(ks, fmt.Sprintf("%d %s", v, k))
+		}
+		fail += " (" + strings.Join(ks, "; ") + ")"
+	}
+	return fmt.Sprintf("| %s | %d | %d | %s | %d | %d / %d | %v |", name, n, ok, fail, denied, firstOK, firstNL, wall.Round(time.Second))
 }

@@ -24,7 +24,8 @@
 // perm-watcher refuses a scandir below the sticky /dev/shm or /tmp; on this
 // VM's ext4 s6-supervise's inode creations would dominate).
 //
-// -hostile fakes|register runs the issue-9 measurements instead (hostile.go).
+// -hostile fakes|register runs the issue-9 measurements instead, -hostile
+// cli the issue-15 one (hostile.go).
 //
 // Then perm-watcher's CPU time over an idle period (the same process, run
 // with its default flags: only --scandir and --notify-fd are given, so the
@@ -50,6 +51,7 @@ import (
 	"time"
 
 	"github.com/hermes-s6/hermes-s6/identity"
+	"github.com/hermes-s6/hermes-s6/internal/cliregister"
 	"github.com/hermes-s6/hermes-s6/perms"
 	"github.com/hermes-s6/hermes-s6/s6"
 )
@@ -70,6 +72,11 @@ func main() {
 			err = seqUser(os.Args[1], os.Args[2])
 		case "chmod-loop":
 			err = chmodLoop(os.Args[1])
+		case "cli-register":
+			if cliregister.Main(os.Args[1:], os.Stdout) != 0 {
+				os.Exit(1)
+			}
+			return
 		case "register-user":
 			err = registerUser(os.Args[1], atoi(os.Args[2]), os.Args[3] == "true")
 		default:
@@ -89,7 +96,7 @@ func main() {
 	rssN := flag.Int("rss", 1000, "services for the RSS measurement (0: skip)")
 	waysFlag := flag.String("ways", "floor,s6-only,watcher,poll-1s", "comma-separated ways to run")
 	flag.StringVar(&baseDir, "dir", "/run/hermes-s6-bench", "where the scandirs are made: a root-owned 0755 tmpfs, as production's /run (mounted there if it is not one; perm-watcher refuses a scandir below a sticky /dev/shm)")
-	hostile := flag.String("hostile", "", "run an issue-9 measurement instead (see hostile.go): fakes or register")
+	hostile := flag.String("hostile", "", "run an issue-9 or issue-15 measurement instead (see hostile.go): fakes, register or cli")
 	binOld := flag.String("bin-old", "", "with -hostile: another perm-watcher binary to compare side by side")
 	fakesFlag := flag.String("fakes", "0,2000,10000", "with -hostile fakes: numbers of fake service trees")
 	regs := flag.Int("regs", 30, "with -hostile fakes: registrations one at a time per measurement")

@@ -32,11 +32,13 @@ s6-supervise runs as root and creates supervise/ (0700), supervise/control
 (a FIFO, 0600) and event/ as root, so s6-svc, s6-svstat and s6-svwait fail
 with "Permission denied" for anyone else. perm-watcher runs as root (an s6-rc
 longrun) and watches the scandir with one inotify watch. As soon as a slot
-appears (staged under a dot name or renamed in) it makes that slot's
-supervise/, supervise/control and event/ (and its log/'s) itself, with the
-policy's owner and modes; s6-supervise reuses them, so the user's first
-s6-svc fails at most with "supervisor not listening". What s6-supervise
-made first is handed over. If inotify's per-user limits are exhausted by
+is renamed into place it makes what is missing of that slot's supervise/,
+supervise/control and event/ (and its log/'s) itself, each appearing at
+once with the policy's owner and mode; s6-supervise reuses them, so the
+user's first s6-svc fails at most with "supervisor not listening". What
+s6-supervise made first is handed over; a skeleton the slot came with (the
+hermes CLI's) is kept as it is. A dot-named entry is someone's staging
+directory: never touched. If inotify's per-user limits are exhausted by
 others (/proc/sys/fs/inotify/max_user_watches, max_user_instances) it logs
 one error naming the limit and the fix, keeps working by a full pass every
 --degraded-interval, and goes back to inotify as soon as it can.
@@ -118,10 +120,13 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 
 // options is a parsed and validated command line.
 type options struct {
-	cfg      permwatch.Config // Log is set; Ready is not
-	check    bool
-	notifyFD int // -1: none
-	nice     int // 0: leave the priority as inherited
+	cfg   permwatch.Config // Log is set; Ready is not
+	check bool
+	// checkMode is the mode --check checks: from --mode or HERMES_S6_MODE
+	// (docker exec sees the container's environment), else inferred.
+	checkMode permwatch.CheckModeOf
+	notifyFD  int // -1: none
+	nice      int // 0: leave the priority as inherited
 	// asUser: not root (and not --check): run permwatch.RunAsUser, which
 	// idles when euid is the user's and refuses any other UID.
 	asUser bool
@@ -143,9 +148,10 @@ func parseArgs(args []string, euid int, stdout, stderr io.Writer) (opts options,
 		noDefault = fs.Bool("no-default-excludes", false, "do not exclude "+strings.Join(permwatch.DefaultExcludes, ", ")+" by default")
 		once      = fs.Bool("once", false, "one full pass, then exit (as root)")
 		home      = fs.String("hermes-home", envOr("HERMES_HOME", "/opt/data"), "HERMES_HOME (env HERMES_HOME); --check, run as the user, reads its logs/container-boot.log: every slot the last boot announced must be there and usable")
-		check     = fs.Bool("check", false, "change nothing: report, per service, whether the user can read its status, control it and wait on it, and why not (exit 1 if not); works as any user")
-		notifyFD  = fs.Int("notify-fd", -1, "write a newline to this fd once the first full pass is done (s6 readiness: services that existed at start are usable by then), then close it")
-		resync    = fs.Duration("resync", permwatch.DefaultResync,
+		check     = fs.Bool("check", false, "change nothing: report, per service, whether the user can read its status, control it and wait on it, and why not (exit 1 if not); works as any user. "+
+			"Open mode: the user must also be able to register a slot. Sealed mode (--mode, "+mode.Env+", or inferred from a root-only scandir whose slots have sealed's supervise/): the user must not be able to write the scandir, and s6-svwait is not checked")
+		notifyFD = fs.Int("notify-fd", -1, "write a newline to this fd once the first full pass is done (s6 readiness: services that existed at start are usable by then), then close it")
+		resync   = fs.Duration("resync", permwatch.DefaultResync,
 			"period of the safety-net full pass (0: off). Long by default: inotify reports every new directory at once and a queue overflow triggers a full pass, so this only catches what nothing reported, and an idle watcher stays at zero CPU time")
 		degraded    = fs.Duration("degraded-interval", permwatch.DefaultDegradedInterval, "period of full passes when inotify cannot be used (watch or instance limit reached)")
 		nice        = fs.Int("nice", permwatch.DefaultNice, "scheduling priority as root (0: as inherited): perm-watcher must make a new slot's supervise/ before s6-supervise does, which a loaded machine can delay")
@@ -224,9 +230,10 @@ func parseArgs(args []string, euid int, stdout, stderr io.Writer) (opts options,
 			HermesHome:       *home,
 			Log:              log,
 		},
-		check:    *check,
-		notifyFD: *notifyFD,
-		nice:     *nice,
+		check:     *check,
+		checkMode: permwatch.CheckModeOf{Mode: m, Explicit: modeSet || strings.TrimSpace(os.Getenv(mode.Env)) != ""},
+		notifyFD:  *notifyFD,
+		nice:      *nice,
 	}
 	if *nice < -20 || *nice > 19 {
 		return fail("--nice %d: not between -20 and 19", *nice)

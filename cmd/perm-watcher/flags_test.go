@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hermes-s6/hermes-s6/mode"
 	"github.com/hermes-s6/hermes-s6/perms"
+	"github.com/hermes-s6/hermes-s6/permwatch"
 )
 
 // TestParseArgs: every way the command line can be wrong exits 100 with a
@@ -130,6 +132,37 @@ func TestParseArgs(t *testing.T) {
 			}
 			if tc.validate != nil {
 				tc.validate(t, o)
+			}
+		})
+	}
+}
+
+// TestParseArgsCheckMode: --check learns the mode from --mode, else from
+// HERMES_S6_MODE (docker exec -u hermes sees the container's environment);
+// with neither it is not explicit, and Check may infer it.
+func TestParseArgsCheckMode(t *testing.T) {
+	for _, tc := range []struct {
+		name, env string
+		args      []string
+		want      permwatch.CheckModeOf
+	}{
+		{"neither", "", nil, permwatch.CheckModeOf{Mode: mode.Open}},
+		{"env sealed", "sealed", nil, permwatch.CheckModeOf{Mode: mode.Sealed, Explicit: true}},
+		{"env open", "open", nil, permwatch.CheckModeOf{Mode: mode.Open, Explicit: true}},
+		{"flag wins", "open", []string{"--mode", "sealed"}, permwatch.CheckModeOf{Mode: mode.Sealed, Explicit: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(mode.Env, tc.env)
+			var out, errb bytes.Buffer
+			o, code, exit := parseArgs(append([]string{"--check"}, tc.args...), 10000, &out, &errb)
+			if exit {
+				t.Fatalf("exit %d: %s", code, errb.String())
+			}
+			if o.checkMode != tc.want {
+				t.Errorf("checkMode %+v, want %+v", o.checkMode, tc.want)
+			}
+			if tc.want.Mode == mode.Sealed && o.cfg.Policy != perms.PolicySealed {
+				t.Errorf("sealed mode with policy %s", o.cfg.Policy)
 			}
 		})
 	}

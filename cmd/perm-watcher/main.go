@@ -48,7 +48,7 @@ func run(args []string, stdout, rawStderr io.Writer) int {
 	}
 	cfg, log := opts.cfg, opts.cfg.Log
 	if opts.check {
-		ok, err := permwatch.Check(cfg, stdout)
+		ok, err := permwatch.CheckMode(cfg, opts.checkMode, stdout)
 		if err != nil {
 			return report(stderr, err)
 		}
