@@ -152,13 +152,13 @@ gone() { for n; do i=0; while [ -e "$S/gateway-$n" ]; do i=$((i+1)); [ $i -lt 20
 //   - BAD: a slot file not root-only, a slot name that is not a valid
 //     profile's, a marker left by a planted script, a root s6-supervise
 //     left running in a deleted directory, or a root process that is not
-//     the image's own. Root processes are sampled twice,
-//     0.3 s apart, and only those in both count: a slot's ./run starts as
-//     root and drops to hermes through s6-setuidgid at once.
+//     the image's own (rootProcessCheck). Root processes are sampled
+//     twice, 0.3 s apart, and only those in both count: a slot's ./run
+//     starts as root and drops to hermes through s6-setuidgid at once.
 const rootCheckScript = `cd /run/service || exit 1
+` + rootProcessCheck + `
 sample() {
-  ps -eo pid=,ruid=,euid=,comm=,args= | awk -v self=$$ '($2==0 || $3==0) && $1!=self' |
-    grep -vE '^ *[0-9]+ +0 +0 +(s6-svscan +/command/s6-svscan /run/service|s6-supervise +s6-supervise (gateway-[a-z0-9][a-z0-9_-]*(/log)?|s6-linux-init-shutdownd|s6rc-fdholder|s6rc-oneshot-runner|static-test|profile-follower|perm-watcher)|perm-watcher +/usr/local/bin/perm-watcher .*|reconcile-profi +/usr/local/bin/reconcile-profiles --follow .*|sleep +sleep infinity) *$' || true
+  procs | judge
   # Two supervisors of one name: one of them is a removed slot's that was
   # never pruned (seen once after the churn attack).
   ps -u root -o args= | grep '^s6-supervise ' | sort | uniq -d | sed 's/^/two supervisors: /'
@@ -457,6 +457,39 @@ i=0; until [ "$(/command/s6-svstat -o up $s)" = false ]; do i=$((i+1)); [ $i -lt
 i=0; until [ "$(/command/s6-svstat -o up $s)" = true ]; do i=$((i+1)); [ $i -lt 200 ] || exit 1; sleep 0.05; done
 /command/s6-svstat $s`)
 	t.Logf("sealed attack suite (container): %d attempts, %d escapes, in %v", attempts, escapes, time.Since(start).Round(100*time.Millisecond))
+	checkPlantedRootProcesses(t, b)
+}
+
+// checkPlantedRootProcesses proves that the root check above cannot be
+// fooled by a name: root runs (standing for an escape that got root to run
+// what hermes planted) a hermes-written copy of sleep named s6-supervise, a
+// hermes-written script, the image's own sleep with the stand-in's
+// `sleep infinity` arguments outside any service, and the image's own
+// s6-supervise on a service directory hermes made. Each must be a BAD root
+// process.
+func checkPlantedRootProcesses(t *testing.T, b *box) {
+	t.Helper()
+	b.MustSh(t, `rm -rf /tmp/plant && mkdir /tmp/plant && cp "$(readlink -f /bin/sleep)" /tmp/plant/s6-supervise
+printf '#!/bin/sh\nwhile :; do sleep 1; done\n' > /tmp/plant/run && chmod +x /tmp/plant/run
+mkdir /tmp/plant/svc && printf '#!/bin/sh\nexec sleep 1000\n' > /tmp/plant/svc/run && chmod +x /tmp/plant/svc/run`)
+	// As root: the planted things run as root here by construction.
+	out := b.MustSh(t, `start() { setsid "$@" </dev/null >/dev/null 2>&1 & echo $!; }
+start /tmp/plant/s6-supervise 1000
+start /tmp/plant/run
+start sleep infinity
+cd /tmp/plant && start "$(readlink -f /command/s6-supervise)" svc`, AsRoot())
+	pids := strings.Fields(out)
+	defer b.ExecSh(t, "kill "+strings.Join(pids, " "), AsRoot())
+	if len(pids) != 4 {
+		t.Fatalf("planted root processes: %q", out)
+	}
+	bad := strings.Join(b.rootView(t).bad, "\n")
+	for i, what := range []string{"a hermes-written binary named s6-supervise", "a hermes-written script", "sleep infinity outside any service", "the image's s6-supervise on a directory hermes made"} {
+		if !strings.Contains(bad, "BAD root process: pid="+pids[i]+" ") {
+			t.Errorf("root check: %s (pid %s) is not reported as a BAD root process; BAD lines:\n%s", what, pids[i], bad)
+		}
+	}
+	t.Logf("planted root processes, all reported:\n%s", bad)
 }
 
 // TestSealedAsHermesContainer: sealed mode in a container started as

@@ -78,6 +78,14 @@ func SlotName(name string) bool {
 	return profile.ValidName(name) && len(slot.DirName(name)) <= 255
 }
 
+// slotNameWithin is SlotName with the scandir's limit on top (maxName <= 0:
+// none but SlotName's): a longer name cannot make a working slot there
+// (slot.NameLimit), and the reader, which knows the same limit, never
+// sends one.
+func slotNameWithin(name string, maxName int) bool {
+	return SlotName(name) && (maxName <= 0 || name == profile.DefaultName || len(name) <= maxName)
+}
+
 // Encode writes s in the wire format.
 func Encode(w io.Writer, s Snapshot) error {
 	var b strings.Builder
@@ -101,7 +109,15 @@ func Encode(w io.Writer, s Snapshot) error {
 type Decoder struct {
 	r          *bufio.Reader
 	maxRecords int
+	maxName    int // 0: SlotName's 247 bytes
 	line       []byte
+}
+
+// WithMaxName makes a name longer than n bytes (the scandir's
+// slot.NameLimit.MaxName) a violation, as an invalid one is.
+func (d *Decoder) WithMaxName(n int) *Decoder {
+	d.maxName = n
+	return d
 }
 
 // NewDecoder reads from r; maxRecords <= 0 means DefaultMaxRecords.
@@ -159,7 +175,7 @@ func (d *Decoder) Next() (Snapshot, error) {
 			sort.Slice(s, func(i, j int) bool { return s[i].Name < s[j].Name })
 			return s, nil
 		}
-		r, err := parseRecord(l)
+		r, err := parseRecord(l, d.maxName)
 		if err != nil {
 			return nil, err
 		}
@@ -174,7 +190,7 @@ func (d *Decoder) Next() (Snapshot, error) {
 	}
 }
 
-func parseRecord(l string) (Record, error) {
+func parseRecord(l string, maxName int) (Record, error) {
 	rest, ok := strings.CutPrefix(l, "p ")
 	if !ok {
 		return Record{}, fmt.Errorf("%w: want a record \"p <name> <0|1>\" or \"end\", got %q", ErrProtocol, l)
@@ -185,6 +201,9 @@ func parseRecord(l string) (Record, error) {
 	}
 	if !SlotName(name) {
 		return Record{}, fmt.Errorf("%w: record %q: not a valid slot name", ErrProtocol, strconv.Quote(name))
+	}
+	if !slotNameWithin(name, maxName) {
+		return Record{}, fmt.Errorf("%w: record %q: longer than the %d bytes a slot name may have on this scandir", ErrProtocol, strconv.Quote(name), maxName)
 	}
 	return Record{Name: name, Autostart: flag == "1"}, nil
 }

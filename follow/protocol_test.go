@@ -113,3 +113,21 @@ func FuzzDecoder(f *testing.F) {
 		}
 	})
 }
+
+// TestDecoderMaxName: root's copy of the scandir's name limit. The reader
+// never sends a longer name (it refuses the profile itself); a record that
+// has one is a violation, like an invalid name, so it is never published
+// and retried.
+func TestDecoderMaxName(t *testing.T) {
+	ok := "snapshot\np " + strings.Repeat("a", 243) + " 1\np default 0\nend\n"
+	if s, err := NewDecoder(strings.NewReader(ok), 0).WithMaxName(243).Next(); err != nil || len(s) != 2 {
+		t.Errorf("243 bytes under a 243-byte limit: %v %v", s, err)
+	}
+	long := "snapshot\np " + strings.Repeat("a", 244) + " 1\nend\n"
+	if _, err := NewDecoder(strings.NewReader(long), 0).WithMaxName(243).Next(); !errors.Is(err, ErrProtocol) {
+		t.Errorf("244 bytes under a 243-byte limit: %v, want a protocol violation", err)
+	}
+	if _, err := NewDecoder(strings.NewReader(long), 0).Next(); err != nil {
+		t.Errorf("244 bytes without a limit: %v", err)
+	}
+}

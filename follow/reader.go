@@ -12,7 +12,9 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/rs/zerolog"
 
+	"github.com/hermes-s6/hermes-s6/bootlog"
 	"github.com/hermes-s6/hermes-s6/profile"
+	"github.com/hermes-s6/hermes-s6/slot"
 )
 
 // DefaultResync is the reader's safety-net re-read: inotify reports every
@@ -32,6 +34,15 @@ type ReaderConfig struct {
 	// Sent is the last snapshot already sent (by the boot pass), encoded.
 	Sent string
 	Log  zerolog.Logger
+	// NameLimit is root's (slot.ScandirNameLimit, computed once at its
+	// start): a profile whose name is longer than its MaxName gets no slot,
+	// one log line naming the limit and one boot-log skipped entry
+	// (reason=name-too-long), once; the others are not held up by it.
+	NameLimit slot.NameLimit
+	// Reported holds the too-long names already reported (by the boot
+	// pass); nil: the first pass takes those it finds as reported, without
+	// a line (a restarted reader must not repeat them).
+	Reported map[string]bool
 }
 
 // Reader watches HERMES_HOME and sends root a snapshot whenever the
@@ -94,7 +105,9 @@ func Reader(ctx context.Context, cfg ReaderConfig) error {
 			live[c.Dir] = true
 			watch(c.Dir)
 		}
-		slots := profile.Decide(profile.Options{Home: home, Getenv: cfg.Getenv, Argv: cfg.Argv}).Slots()
+		dec := profile.Decide(profile.Options{Home: home, Getenv: cfg.Getenv, Argv: cfg.Argv, MaxSlotName: cfg.NameLimit.MaxName()})
+		reportTooLong(&cfg, dec)
+		slots := dec.Slots()
 		snap := make(Snapshot, 0, min(len(slots), cfg.MaxRecords))
 		dropped := 0
 		for _, sl := range slots {
@@ -212,4 +225,46 @@ func relevant(ev fsnotify.Event, home, pdir string) bool {
 		return base == profile.SoulFile
 	}
 	return false
+}
+
+// reportTooLong refuses, once each, the profiles whose names cannot make a
+// working slot on root's scandir: one warning naming the limit and one
+// boot-log skipped entry (reason=name-too-long), as the boot pass does.
+// Names that went away are forgotten, so a profile created again is
+// reported again; the set is bounded by profiles/'s entries.
+func reportTooLong(cfg *ReaderConfig, dec profile.Decisions) {
+	silent := cfg.Reported == nil
+	if silent {
+		cfg.Reported = map[string]bool{}
+	}
+	live := map[string]bool{}
+	var entries []bootlog.Entry
+	for _, d := range dec.Named {
+		if d.Skip != profile.SkipTooLong {
+			continue
+		}
+		live[d.Name] = true
+		if cfg.Reported[d.Name] {
+			continue
+		}
+		cfg.Reported[d.Name] = true
+		if silent {
+			continue
+		}
+		cfg.Log.Warn().Str("profile", d.Name).Str("path", d.Dir).Str("action", "skipped").Str("reason", d.Skip).
+			Int("bytes", len(d.Name)).Int("max_bytes", cfg.NameLimit.MaxName()).
+			Msgf("profile name too long for a slot (%s); rename the profile", cfg.NameLimit)
+		entries = append(entries, bootlog.Entry{Time: time.Now(), Profile: d.Name, PriorState: d.State.Raw,
+			Action: bootlog.Skipped, Reason: d.Skip, PriorExit: profile.ExitUnknown})
+	}
+	for n := range cfg.Reported {
+		if !live[n] {
+			delete(cfg.Reported, n)
+		}
+	}
+	if len(entries) > 0 {
+		if err := bootlog.Append(cfg.HermesHome, entries); err != nil {
+			cfg.Log.Error().Err(err).Str("path", cfg.HermesHome+"/"+bootlog.File).Msg("boot log not written")
+		}
+	}
 }

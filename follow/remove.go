@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hermes-s6/hermes-s6/s6"
 	"github.com/hermes-s6/hermes-s6/slot"
 )
 
@@ -19,16 +20,6 @@ const GonePrefix = slot.TmpPrefix + "gone-"
 
 // Removal timing (variables for tests).
 var (
-	// exitAfter is how long after a removed slot is renamed out (and the
-	// rescan asked for) root tells its supervisors to exit: time for
-	// s6-svscan to have rescanned, so that it does not restart them. When
-	// it has not, it restarts a supervisor that cannot chdir into the
-	// renamed slot ("unable to chdir to gateway-<name>"), which exits at
-	// once: harmless, the name stays reserved. Measured on s6 2.13.1 with
-	// 300 create/delete churns of one name and 60 deletions: 50 ms, 3
-	// such lines, deletion p50 150-165 ms; 100 ms, 3 lines, 190-200 ms;
-	// 200 ms, none, 300 ms.
-	exitAfter = 100 * time.Millisecond
 	// reapGrace is how long a removed slot's directory is kept after its
 	// supervisors stopped listening: until s6-svscan has reaped them and
 	// forgotten the service's device and inode (see reap).
@@ -48,11 +39,19 @@ var (
 //
 //  1. `d` to the slot's supervisor; wait until supervise/status says down;
 //  2. rename the slot out of the scandir (to a dot name, which s6-svscan
-//     ignores) and ask for a rescan (`a`), after which s6-svscan no
-//     longer restarts the slot's supervisors when they exit;
-//  3. after exitAfter, `dx` to each supervisor still listening (the
-//     logger's s6-log goes down, then both s6-supervise exit);
-//  4. once none listens, wait reapGrace and delete the directory;
+//     ignores), between two scans, and run a whole scan (scan.go): once
+//     it is over, s6-svscan holds the service as inactive and no longer
+//     restarts its supervisors when they exit. Telling them to exit
+//     before that had s6-svscan restart them in a directory that is gone
+//     ("unable to chdir to gateway-<name>", in a loop under churn), and
+//     s6 2.15 loses a service whose supervisor and logger both exit twice
+//     within a second or so: no restart, no scan brings it back, its entry
+//     is never freed;
+//  3. `dx` to each supervisor still listening (the logger's s6-log goes
+//     down, then both s6-supervise exit);
+//  4. once none listens, wait reapGrace, run a scan (its "z" reaps), check
+//     that no root process runs in the directory any more (one spawned
+//     just before the rename may not listen yet: back to 3), and delete it;
 //  5. only then may a slot of the same name be made again, and only then
 //     does the removed slot stop counting against the cap.
 //
@@ -72,7 +71,7 @@ func (r *root) startRemoval(name string) {
 		start := time.Now()
 		down := stopService(dir, r.cfg.StopTimeout, 5*time.Millisecond)
 		gone := filepath.Join(r.cfg.Scandir, GonePrefix+strconv.FormatUint(goneSeq.Add(1), 10))
-		err := os.Rename(dir, gone)
+		gen, err := r.gate.change(func() error { return os.Rename(dir, gone) })
 		ev := r.log.Info()
 		if err != nil {
 			ev = r.log.Error().Err(err)
@@ -81,20 +80,30 @@ func (r *root) startRemoval(name string) {
 		}
 		ev.Str("profile", name).Str("path", dir).Bool("was_down", down).Dur("duration_ms", time.Since(start)).Msg("slot removed")
 		<-r.remSem
-		r.removed <- name // the loop asks for the rescan
+		r.removed <- name // counted by the loop
 		if err != nil {
 			r.reaped <- name // nothing more to wait for
 			return
 		}
-		r.collect(name, gone)
+		r.collect(name, gone, gen)
 	}()
 }
 
-// collect reaps the removed slot directory gone (counted in r.gone) until
-// it is deleted, then frees the name and makes room for a new slot. name
-// is empty for a directory left by a previous run of this longrun.
-func (r *root) collect(name, gone string) {
-	time.Sleep(exitAfter)
+// collect reaps the removed slot directory gone (counted in r.gone),
+// renamed out at scan generation gen, until it is deleted, then frees the
+// name and makes room for a new slot. name is empty for a directory left
+// by a previous run of this longrun.
+func (r *root) collect(name, gone string, gen uint64) {
+	for {
+		err := r.gate.scanSince(gen)
+		if err == nil {
+			break
+		}
+		// Telling the supervisors to exit now could have s6-svscan
+		// restart them (see above): wait for a scan that is over.
+		r.log.Warn().Err(err).Str("path", gone).Dur("retry_in", reapRetry).Msg("scan failed: a removed slot's supervisors are told to exit once one is over")
+		time.Sleep(reapRetry)
+	}
 	for !r.reap(gone, time.Now().Add(r.cfg.StopTimeout)) {
 		time.Sleep(reapRetry)
 	}
@@ -104,39 +113,40 @@ func (r *root) collect(name, gone string) {
 
 // reap tells the supervisors still listening on the control FIFOs of the
 // removed slot directory gone to exit ("dx", as s6-svc -dx), waits until
-// none listens, then reapGrace, then deletes gone. It reports false when a
-// supervisor still listened at deadline: the directory is kept (a
-// supervisor whose directory is gone can no longer be told anything, and
-// it still counts against s6-svscan's service limit).
+// none listens and no root process runs in it any more, then deletes gone.
+// It reports false when one still ran at deadline: the directory is kept
+// (a supervisor whose directory is gone can no longer be told anything,
+// and it still counts against s6-svscan's service limit).
 func (r *root) reap(gone string, deadline time.Time) bool {
 	dirs := []string{gone, filepath.Join(gone, slot.LogDir)}
-	told := false
 	for {
-		var listening []string
-		for _, d := range dirs {
-			if control(d, "") != errNoSupervisor {
-				listening = append(listening, d)
-			}
-		}
-		if len(listening) == 0 {
-			break
-		}
-		if !told {
-			for _, d := range listening {
-				if err := control(d, "dx"); err != nil && err != errNoSupervisor {
-					r.log.Warn().Err(err).Str("path", d).Msg("cannot tell a removed slot's supervisor to exit")
-				}
-			}
-			told = true
-		}
-		if time.Now().After(deadline) {
-			r.log.Warn().Strs("paths", listening).Dur("retry_in", reapRetry).
-				Msg("a removed slot's supervisor still runs: its directory is kept (a dot name: s6-svscan ignores it) and looked at again")
+		if !r.tellExit(dirs, deadline) {
 			return false
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(reapGrace)
+		// A scan of our own reaps the supervisors now ("z") if s6-svscan
+		// has not yet: their entry goes before their inode can be reused.
+		if err := r.gate.scanSince(r.gate.generation()); err != nil {
+			r.log.Warn().Err(err).Str("path", gone).Msg("scan failed before a removed slot's directory is deleted")
+		}
+		// A supervisor s6-svscan spawned just before the rename may be in
+		// the directory without listening yet (s6.RootProcsIn): deleting
+		// the directory then would leave it running there for ever.
+		pids, err := s6.RootProcsIn(r.cfg.Proc, r.realPath(dirs[0]), r.realPath(dirs[1]))
+		if err != nil {
+			r.log.Warn().Err(err).Str("path", r.cfg.Proc).Msg("cannot look for supervisors still running in a removed slot: deleting it on the control FIFOs' word")
+			break
+		}
+		if len(pids) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			r.log.Warn().Ints("pids", pids).Str("path", gone).Dur("retry_in", reapRetry).
+				Msg("root processes still run in a removed slot: its directory is kept (a dot name: s6-svscan ignores it) and looked at again")
+			return false
+		}
+		r.log.Debug().Ints("pids", pids).Str("path", gone).Msg("a supervisor runs in a removed slot without listening yet: waiting for it")
 	}
-	time.Sleep(reapGrace)
 	var err error
 	for i := 0; i < 5; i++ {
 		// s6-supervise may still be writing supervise/status while the
@@ -147,12 +157,44 @@ func (r *root) reap(gone string, deadline time.Time) bool {
 		time.Sleep(10 * time.Millisecond)
 	}
 	r.log.Warn().Err(err).Str("path", gone).Msg("removed slot's directory not deleted (a dot name: s6-svscan ignores it)")
-	return true // nothing listens: it no longer counts against s6-svscan's limit
+	return true // nothing runs there: it no longer counts against s6-svscan's limit
 }
 
-// finishRemovals collects the slots just renamed out of the scandir and
-// asks s6-svscan to rescan, once for all of them: from then on it does not
-// restart their supervisors, which collect tells to exit.
+// tellExit sends "dx" to every supervisor listening on dirs' control FIFOs
+// (again to one that started listening since) until none listens. It
+// reports false if one still listened at deadline.
+func (r *root) tellExit(dirs []string, deadline time.Time) bool {
+	told := map[string]time.Time{}
+	for {
+		var listening []string
+		for _, d := range dirs {
+			if control(d, "") != errNoSupervisor {
+				listening = append(listening, d)
+			}
+		}
+		if len(listening) == 0 {
+			return true
+		}
+		for _, d := range listening {
+			if t, ok := told[d]; ok && time.Since(t) < 200*time.Millisecond {
+				continue
+			}
+			told[d] = time.Now()
+			if err := control(d, "dx"); err != nil && err != errNoSupervisor {
+				r.log.Warn().Err(err).Str("path", d).Msg("cannot tell a removed slot's supervisor to exit")
+			}
+		}
+		if time.Now().After(deadline) {
+			r.log.Warn().Strs("paths", listening).Dur("retry_in", reapRetry).
+				Msg("a removed slot's supervisor still runs: its directory is kept (a dot name: s6-svscan ignores it) and looked at again")
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// finishRemovals counts the slots just renamed out of the scandir (their
+// goroutines run the scan that makes s6-svscan drop them: collect).
 func (r *root) finishRemovals() {
 	n := 1 // the one the loop received
 	for more := true; more; {
@@ -164,9 +206,6 @@ func (r *root) finishRemovals() {
 		}
 	}
 	r.count(func(s *Stats) { s.Removed += n })
-	if err := r.cfg.Rescan(r.cfg.Scandir); err != nil {
-		r.log.Error().Err(err).Str("path", r.cfg.Scandir).Msg("rescan failed: s6-svscan may restart a removed slot's supervisors until its next scan")
-	}
 }
 
 // finishReap frees a removed slot's name (it may be made again) and picks

@@ -57,6 +57,16 @@ const (
 	removeWorkers = 16
 )
 
+// scanBatch bounds the new slots renamed in between two scans (a variable
+// for tests). s6-svscan spawns two supervisors per new slot inside its scan,
+// one fork and exec at a time: 20-30 ms each on a loaded 2-core machine
+// under churn, so a scan that finds 220 new slots ran for over 10 s (strace
+// of s6-svscan, TestSealedChurn). Root holds the scan gate for the whole
+// scan, so removals waited behind it, and slots a churning hermes had
+// already deleted were spawned first. In batches, each scan stays short and
+// the next batch is taken from the latest snapshot.
+var scanBatch = 32
+
 // Stream is one running reader as root sees it.
 type Stream struct {
 	Out  io.Reader // the reader's snapshots
@@ -81,6 +91,12 @@ type RootConfig struct {
 	User        string // baked by name into the slot scripts
 	CommandDir  string
 	GatewayHome string
+	// Drop is the user's ids for the slot scripts (slot.Spec.Drop): root
+	// runs every sealed slot's supervisors, so they drop without id(1).
+	Drop *slot.IDs
+	// MaxName is the longest profile name a slot can have on this scandir
+	// (slot.NameLimit.MaxName; 0: 247): a longer record is a violation.
+	MaxName int
 
 	Start Starter
 	// Prepare pre-creates supervise/ and supervise/control (and log/'s) in
@@ -98,16 +114,24 @@ type RootConfig struct {
 	BackoffMin   time.Duration
 	BackoffMax   time.Duration
 
-	// Rescan asks s6-svscan to rescan (s6.Rescan when nil): after new
-	// slots are made, and after removed ones are renamed out (remove.go:
-	// never a prune).
-	Rescan func(scandir string) error
+	// Scan asks s6-svscan to rescan and returns once that scan is over
+	// (s6.Scan with DefaultScanTimeout when nil): after new slots are
+	// made, and after removed ones are renamed out (remove.go: never a
+	// prune). Root never changes the scandir during one (scan.go).
+	Scan func(scandir string) error
+
+	// Proc is the procfs root ("/proc" when empty): removal looks there
+	// for supervisors still running in a removed slot (s6.RootProcsIn).
+	Proc string
 
 	Ready func() // called once: first snapshot applied, or ReadyTimeout
 	Log   zerolog.Logger
 }
 
 func (c *RootConfig) defaults() {
+	if c.Proc == "" {
+		c.Proc = "/proc"
+	}
 	if c.MaxRecords <= 0 {
 		c.MaxRecords = DefaultMaxRecords
 	}
@@ -132,8 +156,8 @@ func (c *RootConfig) defaults() {
 	if c.BackoffMax <= 0 {
 		c.BackoffMax = DefaultBackoffMax
 	}
-	if c.Rescan == nil {
-		c.Rescan = s6.Rescan
+	if c.Scan == nil {
+		c.Scan = func(scandir string) error { return s6.Scan(scandir, DefaultScanTimeout) }
 	}
 }
 
@@ -194,13 +218,21 @@ type root struct {
 	// gone counts removed slots renamed out of the scandir whose
 	// directories are not deleted yet: s6-svscan may still count their
 	// supervisors against its service limit (remove.go).
-	gone    atomic.Int64
-	reaped  chan string // a gone directory was deleted (its name, or ""): room for a new slot
-	bucket  bucket
-	pending *delivery // applied partially (budget), to finish
-	ready   bool
-	mu      sync.Mutex
-	stats   Stats
+	gone   atomic.Int64
+	reaped chan string // a gone directory was deleted (its name, or ""): room for a new slot
+	gate   *scanGate
+	// scandirReal is the scandir's path with symlinks resolved, as
+	// /proc/<pid>/cwd shows it (realPath).
+	scandirReal string
+	bucket      bucket
+	pending     *delivery // applied partially (budget), to finish
+	ready       bool
+	// full: new slots wait for room under the cap (the slots plus the
+	// removed ones s6-svscan may still hold); logged once when it starts
+	// and once when it ends.
+	full  bool
+	mu    sync.Mutex
+	stats Stats
 }
 
 // Root runs root's side until ctx ends. It returns nil on cancellation.
@@ -220,6 +252,14 @@ func Root(ctx context.Context, cfg RootConfig) error {
 		reaped:   make(chan string, removeWorkers),
 		bucket:   newBucket(cfg.Rate, cfg.Burst),
 	}
+	r.gate = newScanGate(func() error { return cfg.Scan(cfg.Scandir) })
+	var err error
+	if r.scandirReal, err = filepath.EvalSymlinks(cfg.Scandir); err == nil {
+		r.scandirReal, err = filepath.Abs(r.scandirReal)
+	}
+	if err != nil {
+		return fmt.Errorf("follow: the scandir %s: %w", cfg.Scandir, err)
+	}
 	// Slots already there (this longrun restarted within a container
 	// run) are kept until the reader's first snapshot says otherwise, and
 	// converged once then.
@@ -229,7 +269,7 @@ func Root(ctx context.Context, cfg RootConfig) error {
 				// Left by a previous run of this longrun: deleted once
 				// no supervisor runs in it (remove.go).
 				r.gone.Add(1)
-				go r.collect("", filepath.Join(cfg.Scandir, e.Name()))
+				go r.collect("", filepath.Join(cfg.Scandir, e.Name()), 0)
 			}
 		}
 	}
@@ -303,6 +343,16 @@ func (r *root) signalReady() {
 	}
 }
 
+// realPath is path, a directory in the scandir, as /proc/<pid>/cwd shows
+// it.
+func (r *root) realPath(path string) string {
+	rel, err := filepath.Rel(r.cfg.Scandir, path)
+	if err != nil {
+		return path
+	}
+	return filepath.Join(r.scandirReal, rel)
+}
+
 // slots lists the gateway slots in the scandir (real directories named
 // gateway-<valid name>) and removes stale staging directories.
 func (r *root) slots() (map[string]bool, error) {
@@ -328,9 +378,10 @@ func (r *root) slots() (map[string]bool, error) {
 	return out, nil
 }
 
-// apply makes the slots match d as far as the change budget allows. It
-// returns 0 when d is fully applied (or abandoned), else how long to wait
-// for the budget.
+// apply makes the slots match d as far as the change budget, the cap and
+// one batch of new slots allow. It returns 0 when d is fully applied (or
+// abandoned, or waits for a removal to end), else how long to wait before
+// going on: for the budget, or a moment before the next batch.
 func (r *root) apply(d *delivery) time.Duration {
 	present, err := r.slots()
 	if err != nil {
@@ -353,56 +404,25 @@ func (r *root) apply(d *delivery) time.Duration {
 	// throttled: the change budget ran out (a timer resumes). waiting: a
 	// slot must wait for a removal (its own name's, or room under the
 	// cap); the end of a removal wakes the loop (r.removed, r.reaped).
-	created, throttled, waiting := 0, false, false
+	var created int
+	var throttled, waiting, more bool
 	// Slots in the scandir plus removed ones whose supervisors may still
 	// run never exceed the cap: a snapshot that swaps names must not have
 	// s6-svscan start the new slots' supervisors before the old ones are
 	// gone (past its service limit s6-svscan starts none at all).
 	room := r.cfg.MaxRecords - len(present) - int(r.gone.Load())
-	for _, rec := range d.snap {
-		if r.removing[rec.Name] {
-			waiting = true
-			continue
-		}
-		last, known := r.applied[rec.Name]
-		if present[rec.Name] && known && last == rec.Autostart {
-			continue
-		}
-		if !present[rec.Name] && room <= 0 {
-			waiting = true
-			continue
-		}
-		if !r.bucket.take(time.Now()) {
-			throttled = true
-			break
-		}
-		res, err := pub.Publish(slot.Spec{Name: rec.Name, User: r.cfg.User, CommandDir: r.cfg.CommandDir,
-			Home: r.cfg.GatewayHome, Down: !rec.Autostart})
-		ev := r.log.Info()
-		if err != nil {
-			ev = r.log.Error().Err(err)
-			fails = append(fails, rec.Name)
-			r.count(func(s *Stats) { s.Failed++ })
-			delete(r.applied, rec.Name)
-		} else {
-			r.applied[rec.Name] = rec.Autostart
-			switch {
-			case res.Created:
-				created++
-				room--
-				r.count(func(s *Stats) { s.Created++ })
-			case len(res.Changed) > 0:
-				r.count(func(s *Stats) { s.Flipped++ })
-			}
-		}
-		ev.Str("profile", rec.Name).Str("path", res.Path).Str("change", res.Summary()).Bool("autostart", rec.Autostart).Msg("slot published")
-	}
+	// Every slot renamed in goes in between two scans (scan.go); the scan
+	// after them is over before the loop goes on.
+	gen, _ := r.gate.change(func() error {
+		fails, created, throttled, waiting, more = r.publish(pub, d, present, &room)
+		return nil
+	})
 	if err := pub.Close(); err != nil {
 		r.log.Warn().Err(err).Str("path", r.cfg.Scandir+"/"+slot.SharedName).Msg("could not remove the shared slot files (a dot directory: s6-svscan ignores it)")
 	}
 	if created > 0 {
-		if err := r.cfg.Rescan(r.cfg.Scandir); err != nil {
-			r.log.Error().Err(err).Str("path", r.cfg.Scandir).Msg("rescan failed: new slots are picked up at s6-svscan's next scan")
+		if err := r.gate.scanSince(gen); err != nil {
+			r.log.Error().Err(err).Str("path", r.cfg.Scandir).Msg("scan failed: new slots are picked up at s6-svscan's next scan")
 		}
 	}
 	// Removals: present but not wanted (the default slot too: a dashboard
@@ -428,8 +448,8 @@ func (r *root) apply(d *delivery) time.Duration {
 			}
 		}
 	}
-	r.answer(d, fails, throttled || waiting)
-	if !r.ready && !throttled {
+	r.answer(d, fails, throttled || waiting || more)
+	if !r.ready && !throttled && !more {
 		r.log.Info().Int("slots", len(d.snap)).Msg("first snapshot applied")
 		r.signalReady()
 	}
@@ -439,6 +459,10 @@ func (r *root) apply(d *delivery) time.Duration {
 		wait := r.bucket.wait(time.Now())
 		r.log.Debug().Dur("wait", wait).Msg("slot change budget exhausted: the rest of the snapshot follows")
 		return max(wait, time.Millisecond)
+	case more:
+		// The next batch, once the loop has looked for a newer snapshot
+		// (this batch's scan is over).
+		return time.Millisecond
 	case waiting:
 		r.log.Debug().Int("gone", int(r.gone.Load())).Msg("slots wait for removals (their own name's, or room under the cap): they follow when those end")
 		return 0
@@ -450,6 +474,72 @@ func (r *root) apply(d *delivery) time.Duration {
 	}
 	r.pending = nil
 	return 0
+}
+
+// publish makes or updates the slots of d's records (under the scan gate),
+// room being how many new slots the cap still allows.
+func (r *root) publish(pub *slot.Publisher, d *delivery, present map[string]bool, room *int) (fails []string, created int, throttled, waiting, more bool) {
+	full := 0
+	defer func() { r.logFull(full, len(present)) }()
+	for _, rec := range d.snap {
+		if r.removing[rec.Name] {
+			waiting = true
+			continue
+		}
+		last, known := r.applied[rec.Name]
+		if present[rec.Name] && known && last == rec.Autostart {
+			continue
+		}
+		if !present[rec.Name] && *room <= 0 {
+			waiting = true
+			full++
+			continue
+		}
+		if !present[rec.Name] && created >= scanBatch {
+			more = true
+			continue
+		}
+		if !r.bucket.take(time.Now()) {
+			throttled = true
+			break
+		}
+		res, err := pub.Publish(slot.Spec{Name: rec.Name, User: r.cfg.User, CommandDir: r.cfg.CommandDir,
+			Home: r.cfg.GatewayHome, Down: !rec.Autostart, Drop: r.cfg.Drop})
+		ev := r.log.Info()
+		if err != nil {
+			ev = r.log.Error().Err(err)
+			fails = append(fails, rec.Name)
+			r.count(func(s *Stats) { s.Failed++ })
+			delete(r.applied, rec.Name)
+		} else {
+			r.applied[rec.Name] = rec.Autostart
+			switch {
+			case res.Created:
+				created++
+				*room--
+				r.count(func(s *Stats) { s.Created++ })
+			case len(res.Changed) > 0:
+				r.count(func(s *Stats) { s.Flipped++ })
+			}
+		}
+		ev.Str("profile", rec.Name).Str("path", res.Path).Str("change", res.Summary()).Bool("autostart", rec.Autostart).Msg("slot published")
+	}
+	return fails, created, throttled, waiting, more
+}
+
+// logFull logs when new slots start waiting for room under the cap (held
+// counts the slots present) and when they no longer do: one line each, not
+// one per snapshot, whatever the churn.
+func (r *root) logFull(waiting, held int) {
+	switch {
+	case waiting > 0 && !r.full:
+		r.full = true
+		r.log.Warn().Int("waiting", waiting).Int("slots", held).Int64("removed_held", r.gone.Load()).Int("max_records", r.cfg.MaxRecords).
+			Msg("new slots wait: the slots and the removed ones s6-svscan may still hold reach the cap; they are published as removals end")
+	case waiting == 0 && r.full:
+		r.full = false
+		r.log.Info().Int("slots", held).Msg("new slots no longer wait for room")
+	}
 }
 
 // answer tells the reader which slots failed and, once the whole snapshot
@@ -515,7 +605,7 @@ func (r *root) readers(ctx context.Context) {
 // consume reads snapshots until the stream ends or violates the protocol.
 // Identical consecutive snapshots are not delivered again.
 func (r *root) consume(ctx context.Context, st *Stream, last **delivery) error {
-	dec := NewDecoder(st.Out, r.cfg.MaxRecords)
+	dec := NewDecoder(st.Out, r.cfg.MaxRecords).WithMaxName(r.cfg.MaxName)
 	seq := 0
 	for {
 		snap, err := dec.Next()

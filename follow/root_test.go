@@ -4,7 +4,9 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/hermes-s6/hermes-s6/internal/testenv"
 )
 
 // harness runs Root in-process on a temporary scandir with forged readers:
@@ -62,9 +66,9 @@ func (f *fakeReader) die() { f.once.Do(func() { f.w.Close(); close(f.exited) }) 
 
 func newHarness(t *testing.T, mod func(*RootConfig)) *harness {
 	t.Helper()
-	oldExit, oldGrace, oldRetry := exitAfter, reapGrace, reapRetry
-	exitAfter, reapGrace, reapRetry = 20*time.Millisecond, 10*time.Millisecond, 20*time.Millisecond
-	t.Cleanup(func() { exitAfter, reapGrace, reapRetry = oldExit, oldGrace, oldRetry })
+	oldGrace, oldRetry := reapGrace, reapRetry
+	reapGrace, reapRetry = 10*time.Millisecond, 20*time.Millisecond
+	t.Cleanup(func() { reapGrace, reapRetry = oldGrace, oldRetry })
 	h := &harness{t: t, scandir: t.TempDir(), streams: make(chan *fakeReader, 16), ready: make(chan struct{}), done: make(chan struct{})}
 	cfg := RootConfig{
 		Scandir: h.scandir, User: "hermes",
@@ -81,7 +85,7 @@ func newHarness(t *testing.T, mod func(*RootConfig)) *harness {
 		Prepare: func(staging string) error {
 			return os.Mkdir(filepath.Join(h.scandir, staging, "supervise"), 0o700)
 		},
-		Rescan:     func(string) error { h.rescans.Add(1); return nil },
+		Scan:       func(string) error { h.rescans.Add(1); return nil },
 		Ready:      func() { close(h.ready) },
 		BackoffMin: time.Millisecond, BackoffMax: 10 * time.Millisecond,
 		MinInterval: time.Millisecond, StopTimeout: 100 * time.Millisecond,
@@ -299,7 +303,12 @@ func fakeSupervisor(t *testing.T, dir string, lingerAfterExit time.Duration) (go
 // that outlives the prune to exit (dx), never deletes its directory while
 // it listens, and makes the waiting slot once it is gone.
 func TestRootCapCountsSlotsStillGoing(t *testing.T) {
-	h := newHarness(t, func(c *RootConfig) { c.MaxRecords = 2; c.StopTimeout = 2 * time.Second })
+	logs := &testenv.Buffer{}
+	h := newHarness(t, func(c *RootConfig) {
+		c.MaxRecords = 2
+		c.StopTimeout = 2 * time.Second
+		c.Log = zerolog.New(io.MultiWriter(logs, zerolog.NewTestWriter(t)))
+	})
 	f := h.reader()
 	f.send(t, "snapshot\np a 0\np b 0\nend\n")
 	h.waitSlots("gateway-a", "gateway-b")
@@ -347,4 +356,116 @@ func TestRootCapCountsSlotsStillGoing(t *testing.T) {
 	}
 	<-exited
 	h.waitSlots("gateway-c", "gateway-d")
+	// One line when new slots start waiting for room, one when they stop,
+	// however many snapshots and removals came between.
+	for _, msg := range []string{"new slots wait: ", "new slots no longer wait for room"} {
+		if n := strings.Count(logs.String(), msg); n != 1 {
+			t.Errorf("%d log lines %q, want 1:\n%s", n, msg, logs.String())
+		}
+	}
+}
+
+// TestRootPublishesInBatchesBetweenScans: new slots go in at most scanBatch
+// at a time, each batch followed by a whole scan, so that no scan has
+// s6-svscan spawn hundreds of supervisors while root's removals wait for
+// it; readiness waits for the last batch.
+func TestRootPublishesInBatchesBetweenScans(t *testing.T) {
+	old := scanBatch
+	scanBatch = 3
+	t.Cleanup(func() { scanBatch = old })
+	var mu sync.Mutex
+	var seen []int // new slots found by each scan
+	last := 0
+	var scandir string
+	readyAt := -1
+	h := newHarness(t, func(c *RootConfig) {
+		scandir = c.Scandir
+		c.Scan = func(string) error {
+			ents, _ := os.ReadDir(scandir)
+			n := 0
+			for _, e := range ents {
+				if strings.HasPrefix(e.Name(), "gateway-") {
+					n++
+				}
+			}
+			mu.Lock()
+			seen = append(seen, n-last)
+			last = n
+			mu.Unlock()
+			return nil
+		}
+		ready := c.Ready
+		c.Ready = func() {
+			mu.Lock()
+			readyAt = last
+			mu.Unlock()
+			ready()
+		}
+	})
+	var b strings.Builder
+	b.WriteString("snapshot\np default 1\n")
+	names := []string{"gateway-default"}
+	for i := 0; i < 10; i++ {
+		n := "p" + string(rune('a'+i))
+		b.WriteString("p " + n + " 1\n")
+		names = append(names, "gateway-"+n)
+	}
+	b.WriteString("end\n")
+	h.reader().send(t, b.String())
+	<-h.ready
+	slices.Sort(names)
+	h.waitSlots(names...)
+	mu.Lock()
+	defer mu.Unlock()
+	for i, n := range seen {
+		if n > 3 {
+			t.Errorf("scan %d found %d new slots, want at most scanBatch (3); all scans: %v", i, n, seen)
+		}
+	}
+	if len(seen) < 4 {
+		t.Errorf("11 slots in %d scans (%v), want at least 4 batches of at most 3", len(seen), seen)
+	}
+	if readyAt != 11 {
+		t.Errorf("readiness signalled with %d slots published, want all 11", readyAt)
+	}
+}
+
+// TestRootKeepsARemovedSlotWhileARootProcessRunsInIt: a supervisor that
+// s6-svscan spawned just before the slot was renamed out may be in the
+// directory without listening on its control FIFO yet. Root must not
+// delete the directory under it (it would run there for ever, out of
+// anyone's reach), and deletes it once it is gone.
+func TestRootKeepsARemovedSlotWhileARootProcessRunsInIt(t *testing.T) {
+	testenv.RequireRoot(t)
+	h := newHarness(t, nil)
+	f := h.reader()
+	f.send(t, "snapshot\np a 1\nend\n")
+	h.waitSlots("gateway-a")
+	sup := exec.Command("sleep", "60")
+	sup.Dir = filepath.Join(h.scandir, "gateway-a")
+	if err := sup.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sup.Process.Kill(); _ = sup.Wait() })
+
+	f.send(t, "snapshot\nend\n")
+	var gone string
+	for deadline := time.Now().Add(5 * time.Second); gone == "" && time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		for _, n := range h.slots() {
+			if strings.HasPrefix(n, GonePrefix) {
+				gone = n
+			}
+		}
+	}
+	if gone == "" {
+		t.Fatalf("gateway-a never renamed out: %v", h.slots())
+	}
+	// Many reap rounds (grace 10 ms, retry 20 ms in the harness).
+	time.Sleep(500 * time.Millisecond)
+	if _, err := os.Stat(filepath.Join(h.scandir, gone)); err != nil {
+		t.Fatalf("the removed slot was deleted while a root process ran in it: %v", err)
+	}
+	_ = sup.Process.Kill()
+	_ = sup.Wait()
+	h.waitSlots()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/hermes-s6/hermes-s6/profile"
 	"github.com/hermes-s6/hermes-s6/reconcile"
 	"github.com/hermes-s6/hermes-s6/s6"
+	"github.com/hermes-s6/hermes-s6/slot"
 )
 
 // ErrUsage is wrapped by configuration errors (exit 100); other errors are
@@ -91,9 +92,19 @@ func RunFollower(ctx context.Context, cfg FollowerConfig) error {
 	if cfg.MaxRecords <= 0 {
 		cfg.MaxRecords = DefaultMaxRecords
 	}
+	// Once, at start: a name that cannot make a working slot is refused by
+	// the reader (one log line, a boot-log skipped entry), never published
+	// and retried.
+	lim, err := slot.ScandirNameLimit(cfg.Scandir, cfg.Proc)
+	if err != nil {
+		return fmt.Errorf("sealed mode: the scandir's file name limit: %w", err)
+	}
+	log.Info().Str("path", cfg.Scandir).Int("max_name_bytes", lim.MaxName()).Int("fs_name_max", lim.FS).Int("svscan_name_max", lim.Svscan).
+		Msgf("profile names get a slot up to %d bytes (%s)", lim.MaxName(), lim)
 	args := []string{"--internal-reader", "--hermes-home", cfg.HermesHome, "--proc", cfg.Proc,
 		"--scandir", cfg.Scandir, "--user", id.Name, "--mode", string(mode.Sealed),
-		"--max-profiles", strconv.Itoa(cfg.MaxRecords - 1)}
+		"--max-profiles", strconv.Itoa(cfg.MaxRecords - 1),
+		"--internal-name-limit", strconv.Itoa(lim.FS) + "," + strconv.Itoa(lim.Svscan)}
 	if cfg.LogLevel != "" {
 		args = append(args, "--log-level", cfg.LogLevel)
 	}
@@ -106,6 +117,8 @@ func RunFollower(ctx context.Context, cfg FollowerConfig) error {
 		User:        id.Name,
 		CommandDir:  cfg.CommandDir,
 		GatewayHome: cfg.GatewayHome,
+		Drop:        &slot.IDs{UID: id.UID, GID: id.GID, Groups: id.Groups},
+		MaxName:     lim.MaxName(),
 		MaxRecords:  cfg.MaxRecords,
 		Start: ExecStarter{Path: exe, Args: args, Env: os.Environ(), UID: id.UID, GID: id.GID,
 			Groups: id.Groups, Stderr: stderr}.Start,
@@ -113,6 +126,7 @@ func RunFollower(ctx context.Context, cfg FollowerConfig) error {
 			_, err := sd.Prepare(staging, owner, perms.PolicySealed, perms.ScopeAll)
 			return err
 		},
+		Proc:  cfg.Proc,
 		Ready: ready,
 		Log:   log,
 	})
@@ -164,7 +178,8 @@ func RunReader(ctx context.Context, cfg ReaderMainConfig) error {
 		return fmt.Errorf("%w: the reader reads HERMES_HOME and must not run as root", ErrUsage)
 	}
 	pc := cfg.Pass
-	if err := pc.Validate(); err != nil {
+	err := pc.Validate()
+	if err != nil {
 		return err
 	}
 	log := pc.Log
@@ -188,15 +203,32 @@ func RunReader(ctx context.Context, cfg ReaderMainConfig) error {
 		argv = nil
 	}
 	max := cfg.MaxRecords + 1
+	if pc.NameLimit == (slot.NameLimit{}) {
+		// Started by hand: the same computation as root's.
+		if pc.NameLimit, err = slot.ScandirNameLimit(pc.Scandir, pc.Proc); err != nil {
+			log.Warn().Err(err).Msg("cannot read the scandir's file name limit: assuming 255 bytes")
+		}
+	}
 	sent := ""
+	// reported: too-long names already logged (by the boot pass, or
+	// silently taken as known by a restarted reader), so that each is
+	// refused once, not at every snapshot.
+	var reported map[string]bool
 	if cfg.Boot {
 		sink := &rootSink{scandir: pc.Scandir, out: cfg.Out, answers: answers, timeout: 5 * time.Minute, max: max}
 		pc.Sink = sink
-		if _, err := reconcile.Pass(ctx, pc, argv); err != nil {
+		sum, err := reconcile.Pass(ctx, pc, argv)
+		if err != nil {
 			log.Error().Err(err).Msg("boot pass")
 		}
 		sent = sink.sent
+		reported = map[string]bool{}
+		for _, o := range sum.Slots {
+			if o.Entry.Reason == profile.SkipTooLong {
+				reported[o.Entry.Profile] = true
+			}
+		}
 	}
 	return Reader(ctx, ReaderConfig{HermesHome: pc.HermesHome, Getenv: pc.Getenv, Argv: argv,
-		MaxRecords: max, Out: cfg.Out, Sent: sent, Log: log})
+		MaxRecords: max, Out: cfg.Out, Sent: sent, Log: log, NameLimit: pc.NameLimit, Reported: reported})
 }

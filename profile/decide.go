@@ -18,6 +18,11 @@ type Options struct {
 	Argv []string
 	// Workers is the number of profiles read at once (0: twice GOMAXPROCS).
 	Workers int
+	// MaxSlotName is the longest name that gets a slot (0: MaxSlotNameLen,
+	// a 255-byte file name): the scandir's filesystem and s6-svscan may
+	// allow less (slot.ScandirNameLimit). Longer valid names are
+	// SkipTooLong.
+	MaxSlotName int
 }
 
 // Decision is what HERMES_HOME says about one gateway slot.
@@ -103,7 +108,11 @@ func Decide(o Options) Decisions {
 	d.ListErr = err
 
 	named := make([]Decision, len(cands))
-	forEach(len(cands), o.Workers, func(i int) { named[i] = decideNamed(cands[i]) })
+	maxSlot := o.MaxSlotName
+	if maxSlot <= 0 {
+		maxSlot = MaxSlotNameLen
+	}
+	forEach(len(cands), o.Workers, func(i int) { named[i] = decideNamed(cands[i], maxSlot) })
 	d.Named = make([]Decision, 0, len(named))
 	anyWants := false
 	for _, n := range named {
@@ -134,7 +143,7 @@ func Decide(o Options) Decisions {
 // decideNamed looks at one entry of profiles/. It returns the zero
 // Decision for an entry without SOUL.md. SOUL.md is looked at before the
 // name: only a real profile's name is validated (and reported).
-func decideNamed(c Candidate) Decision {
+func decideNamed(c Candidate, maxSlot int) Decision {
 	ok, err := IsProfile(c.Dir)
 	d := Decision{Name: c.Name, Dir: c.Dir}
 	switch {
@@ -151,7 +160,7 @@ func decideNamed(c Candidate) Decision {
 		d.State = ReadState(c.Dir)
 		d.Wants = d.State.Running()
 		d.Autostart = d.Wants
-		if len(c.Name) > MaxSlotNameLen {
+		if len(c.Name) > maxSlot {
 			// No slot, but a real profile: when multiplexing, the root
 			// gateway serves it, so its intent is still folded.
 			d.Skip, d.Autostart = SkipTooLong, false

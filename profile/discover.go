@@ -19,7 +19,7 @@ const SoulFile = "SOUL.md"
 // Reasons a profile gets no slot (boot log reason= values: no spaces).
 const (
 	SkipInvalidName = "invalid-name"
-	SkipTooLong     = "name-too-long" // valid, but gateway-<name> passes 255 bytes
+	SkipTooLong     = "name-too-long" // valid, but gateway-<name> cannot make a working slot (Options.MaxSlotName)
 	SkipReserved    = "reserved-name" // profiles/default: warned, no boot-log line
 	SkipUnreadable  = "unreadable"    // cannot tell whether it holds SOUL.md
 )

@@ -92,6 +92,10 @@ type Config struct {
 	Workers int
 	// Sink, if set, receives the slots instead of the scandir (see Sink).
 	Sink Sink
+	// NameLimit bounds the names that get a slot; zero: Pass computes it
+	// once from the scandir (slot.ScandirNameLimit). Sealed mode's reader
+	// gets root's.
+	NameLimit slot.NameLimit
 }
 
 func (c *Config) defaults() {

@@ -74,8 +74,17 @@ func Pass(ctx context.Context, cfg Config, argv []string) (Summary, error) {
 		log.Error().Str("path", cfg.Scandir).Err(pubErr).Msg("scandir cannot be listed: no slot can be published")
 	}
 
+	if cfg.NameLimit == (slot.NameLimit{}) {
+		lim, err := slot.ScandirNameLimit(cfg.Scandir, cfg.Proc)
+		if err != nil {
+			log.Warn().Err(err).Str("path", cfg.Scandir).Msg("cannot read the scandir's file name limit: assuming 255 bytes")
+		}
+		cfg.NameLimit = lim
+	}
+
 	// Every decision first (reading only), then the writing.
-	dec := profile.Decide(profile.Options{Home: cfg.HermesHome, Getenv: cfg.Getenv, Argv: argv, Workers: cfg.Workers})
+	dec := profile.Decide(profile.Options{Home: cfg.HermesHome, Getenv: cfg.Getenv, Argv: argv, Workers: cfg.Workers,
+		MaxSlotName: cfg.NameLimit.MaxName()})
 	if dec.Dashboard {
 		log.Info().Str("action", "skipped").Str("reason", "dashboard").Strs("argv", argv).
 			Msg("dashboard container: no gateway to reconcile")
@@ -220,8 +229,8 @@ func reconcileNamed(ctx context.Context, cfg *Config, log zerolog.Logger, pub pu
 			Msgf("invalid profile name: must match ^[a-z0-9][a-z0-9_-]*$ and be at most %d bytes", profile.MaxNameLen)
 		return o
 	case profile.SkipTooLong:
-		ev(log.Warn()).Str("action", "skipped").Str("reason", d.Skip).Int("bytes", len(d.Name)).
-			Msgf("profile name too long for a slot: gateway-<name> must fit 255 bytes, so at most %d bytes; rename the profile", profile.MaxSlotNameLen)
+		ev(log.Warn()).Str("action", "skipped").Str("reason", d.Skip).Int("bytes", len(d.Name)).Int("max_bytes", cfg.NameLimit.MaxName()).
+			Msgf("profile name too long for a slot (%s); rename the profile", cfg.NameLimit)
 		return o
 	default: // profile.SkipUnreadable
 		ev(log.Error()).Str("action", "skipped").Str("reason", d.Skip).Err(d.Err).Msg("profile directory unreadable")

@@ -6,6 +6,7 @@ package slot
 
 import (
 	"io/fs"
+	"strconv"
 	"strings"
 )
 
@@ -44,6 +45,30 @@ type Spec struct {
 	CommandDir string // s6-overlay's program directory, normally /command
 	Home       string // HOME and working directory of the gateway, normally /opt/data
 	Down       bool   // the slot must not autostart
+	// Drop, when set, says that the slot's supervisors certainly run as
+	// root (sealed mode: the follower is root and s6-svscan too) and gives
+	// the user's ids, resolved when the slot is published. The scripts
+	// then drop to the user without asking id(1) first, and log/run is an
+	// execline script that drops before anything else runs (see
+	// LogRunScript). Open mode leaves it nil: there a container started as
+	// the user runs the same slot without root.
+	Drop *IDs
+}
+
+// IDs are a user's numeric ids, as s6-applyuidgid takes them.
+type IDs struct {
+	UID, GID int
+	Groups   []int // supplementary groups (the primary one included or not)
+}
+
+func (i IDs) groupList() string {
+	gs := []string{strconv.Itoa(i.GID)}
+	for _, g := range i.Groups {
+		if g != i.GID {
+			gs = append(gs, strconv.Itoa(g))
+		}
+	}
+	return strings.Join(gs, ",")
 }
 
 // File is one file of a rendered slot.
@@ -105,14 +130,20 @@ func hermesArgs(name string) string {
 func RunScript(s Spec) string {
 	c := cmdDir(s)
 	args := hermesArgs(s.Name)
-	return "#!" + c + "/with-contenv sh\n" +
+	head := "#!" + c + "/with-contenv sh\n" +
 		"# " + DirName(s.Name) + ": written by reconcile-profiles at every boot; edits are lost.\n" +
 		"set -e\n" +
 		"exec 2>&1\n" +
 		"export HOME=" + home(s) + "\n" +
 		"cd " + home(s) + "\n" +
 		"export HERMES_S6_SUPERVISED_CHILD=1\n" +
-		"export HERMES_SUPERVISED_CHILD=1\n" +
+		"export HERMES_SUPERVISED_CHILD=1\n"
+	if s.Drop != nil {
+		// Sealed: root's s6-supervise runs it, always. No id(1): a fork
+		// and an exec as root at every start that a dx storm multiplies.
+		return head + "exec " + c + "/s6-setuidgid " + s.User + " " + args + "\n"
+	}
+	return head +
 		"if [ \"$(id -u)\" -eq 0 ]; then\n" +
 		"  exec " + c + "/s6-setuidgid " + s.User + " " + args + "\n" +
 		"fi\n" +
@@ -131,12 +162,42 @@ esac
 exit 0
 `
 
+// SealedLogPrograms are the execline and s6 programs a sealed log/run
+// runs from the command directory, besides s6-overlay's with-contenv and
+// s6-log. s6-overlay's /command has them all; a test that fakes /command
+// links these (TestLogRunNamesOnlyKnownPrograms keeps the list true).
+var SealedLogPrograms = []string{"execlineb", "s6-applyuidgid", "importas", "ifthenelse", "eltest", "define", "if"}
+
 // LogRunScript is the slot's log/run: s6-log into
 // $HERMES_HOME/logs/gateways/<name>, HERMES_HOME read at run time. The
 // directory is made by the user itself (never chowned by root), and a
 // stale lock left by a previous container is removed first.
+//
+// With Spec.Drop (sealed mode) it is an execline script whose first
+// command is s6-applyuidgid with the ids resolved at publish time: a
+// logger's start costs root one execlineb and one s6-applyuidgid, not
+// with-contenv, sh, id and three s6-setuidgid (a user writing dx into
+// every log/'s control FIFO restarts every logger's supervisor once a
+// second, README "Sealed mode"). with-contenv, reading HERMES_HOME (unset
+// or empty: /opt/data), the mkdir and the rm then run as the user.
 func LogRunScript(s Spec) string {
 	c := cmdDir(s)
+	if s.Drop != nil {
+		return "#!" + c + "/execlineb -P\n" +
+			"# logger of " + DirName(s.Name) + ": written by reconcile-profiles --follow (sealed mode); edits are lost.\n" +
+			"# Drops to " + s.User + " first: nothing else here runs as root.\n" +
+			c + "/s6-applyuidgid -u " + strconv.Itoa(s.Drop.UID) + " -g " + strconv.Itoa(s.Drop.GID) + " -G " + s.Drop.groupList() + "\n" +
+			c + "/with-contenv\n" +
+			// importas -D covers an unset HERMES_HOME only; set but empty
+			// it must mean the default too, as ${HERMES_HOME:-...} does in
+			// open mode's sh (ifthenelse -s: the define is spliced in).
+			c + "/importas -D " + HermesHomeDefault + " h0 HERMES_HOME\n" +
+			c + "/ifthenelse -s { " + c + "/eltest -z ${h0} } { " + c + "/define h " + HermesHomeDefault + " } { " + c + "/define h ${h0} }\n" +
+			c + "/define d ${h}/logs/gateways/" + s.Name + "\n" +
+			c + "/if { mkdir -p ${d} }\n" +
+			c + "/if { rm -f ${d}/lock }\n" +
+			c + "/s6-log 1 n10 s1000000 T ${d}\n"
+	}
 	su := c + "/s6-setuidgid " + s.User + " "
 	log := c + "/s6-log 1 n10 s1000000 T \"$dir\""
 	return "#!" + c + "/with-contenv sh\n" +

@@ -1,10 +1,15 @@
 package slot
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"syscall"
 	"testing"
+
+	"github.com/hermes-s6/hermes-s6/internal/testenv"
 )
 
 func TestRenderGolden(t *testing.T) {
@@ -200,5 +205,148 @@ func TestScriptsExecute(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(logDir, "lock")); !os.IsNotExist(err) {
 		t.Errorf("stale lock not removed: %v", err)
+	}
+}
+
+// TestRenderSealedGolden: with Drop (sealed mode) ./run drops without
+// asking id(1), and log/run is execline whose first command drops to the
+// user's resolved ids: a logger restart costs root execlineb and
+// s6-applyuidgid, nothing else.
+func TestRenderSealedGolden(t *testing.T) {
+	s := Spec{Name: "work", User: "hermes", CommandDir: "/command", Drop: &IDs{UID: 10000, GID: 10000, Groups: []int{10000, 27}}}
+	wantRun := `#!/command/with-contenv sh
+# gateway-work: written by reconcile-profiles at every boot; edits are lost.
+set -e
+exec 2>&1
+export HOME=/opt/data
+cd /opt/data
+export HERMES_S6_SUPERVISED_CHILD=1
+export HERMES_SUPERVISED_CHILD=1
+exec /command/s6-setuidgid hermes hermes -p work gateway run --replace
+`
+	wantLogRun := `#!/command/execlineb -P
+# logger of gateway-work: written by reconcile-profiles --follow (sealed mode); edits are lost.
+# Drops to hermes first: nothing else here runs as root.
+/command/s6-applyuidgid -u 10000 -g 10000 -G 10000,27
+/command/with-contenv
+/command/importas -D /opt/data h0 HERMES_HOME
+/command/ifthenelse -s { /command/eltest -z ${h0} } { /command/define h /opt/data } { /command/define h ${h0} }
+/command/define d ${h}/logs/gateways/work
+/command/if { mkdir -p ${d} }
+/command/if { rm -f ${d}/lock }
+/command/s6-log 1 n10 s1000000 T ${d}
+`
+	if got := RunScript(s); got != wantRun {
+		t.Errorf("run:\n%s\nwant:\n%s", got, wantRun)
+	}
+	if got := LogRunScript(s); got != wantLogRun {
+		t.Errorf("log/run:\n%s\nwant:\n%s", got, wantLogRun)
+	}
+}
+
+// TestLogRunNamesOnlyKnownPrograms: every program the sealed log/run takes
+// from the command directory is s6-overlay's with-contenv or s6-log or in
+// SealedLogPrograms, which the tests that fake /command link. A program
+// added to the script and not to the list broke only the real-s6 test.
+func TestLogRunNamesOnlyKnownPrograms(t *testing.T) {
+	s := Spec{Name: "work", User: "hermes", CommandDir: "/command", Drop: &IDs{UID: 10000, GID: 10000}}
+	known := map[string]bool{"with-contenv": true, "s6-log": true}
+	for _, p := range SealedLogPrograms {
+		known[p] = true
+	}
+	used := map[string]bool{}
+	for _, m := range regexp.MustCompile(`/command/([a-z0-9-]+)`).FindAllStringSubmatch(LogRunScript(s), -1) {
+		used[m[1]] = true
+		if !known[m[1]] {
+			t.Errorf("log/run runs /command/%s, which is not in SealedLogPrograms", m[1])
+		}
+	}
+	for _, p := range SealedLogPrograms {
+		if !used[p] {
+			t.Errorf("SealedLogPrograms lists %s, which log/run does not run", p)
+		}
+	}
+}
+
+// TestSealedLogRunExecutes runs the sealed log/run with the real execline
+// and s6-applyuidgid, as root, as s6-supervise would: it must create the
+// log directory as the user (never root's), remove a stale lock, and exec
+// s6-log as the user with HERMES_HOME read at run time.
+func TestSealedLogRunExecutes(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireS6(t)
+	uid, gid := testenv.EnsureUser(t)
+	base := testenv.TempDir(t)
+	cmd := filepath.Join(base, "command")
+	home := filepath.Join(base, "home")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(cmd, 0o755))
+	must(os.MkdirAll(filepath.Join(home, "logs"), 0o755))
+	must(os.Chown(home, uid, gid))
+	must(os.Chown(filepath.Join(home, "logs"), uid, gid))
+	for _, prog := range SealedLogPrograms {
+		p, err := exec.LookPath(prog)
+		if err != nil {
+			p = filepath.Join("/usr/lib/execline/bin", prog)
+		}
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("%s not found (apt-get install execline s6): %v", prog, err)
+		}
+		must(os.Symlink(p, filepath.Join(cmd, prog)))
+	}
+	must(os.WriteFile(filepath.Join(cmd, "with-contenv"), []byte("#!/bin/sh\nexec \"$@\"\n"), 0o755))
+	must(os.WriteFile(filepath.Join(cmd, "s6-log"), []byte("#!/bin/sh\necho \"s6-log as $(id -u):$(id -g) $*\"\n"), 0o755))
+	s := Spec{Name: "work", User: testenv.TestUser, CommandDir: cmd, Drop: &IDs{UID: uid, GID: gid}}
+	dir := filepath.Join(base, "slot")
+	must(os.MkdirAll(filepath.Join(dir, "log"), 0o755))
+	for _, f := range Render(s) {
+		must(os.WriteFile(filepath.Join(dir, f.Path), f.Data, f.Mode))
+	}
+	logDir := filepath.Join(home, "logs", "gateways", "work")
+	for _, stale := range []bool{false, true} {
+		if stale {
+			must(os.WriteFile(filepath.Join(logDir, "lock"), nil, 0o644))
+		}
+		c := exec.Command(filepath.Join(dir, "log", "run"))
+		c.Dir = filepath.Join(dir, "log")
+		c.Env = []string{"PATH=" + cmd + ":/usr/bin:/bin", "HERMES_HOME=" + home}
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("log/run: %v: %s", err, out)
+		}
+		if want := fmt.Sprintf("s6-log as %d:%d 1 n10 s1000000 T %s\n", uid, gid, logDir); string(out) != want {
+			t.Errorf("log/run printed %q, want %q", out, want)
+		}
+		var st syscall.Stat_t
+		must(syscall.Stat(logDir, &st))
+		if int(st.Uid) != uid {
+			t.Errorf("%s made by uid %d, want the user's %d (root never makes it)", logDir, st.Uid, uid)
+		}
+		if _, err := os.Stat(filepath.Join(logDir, "lock")); !os.IsNotExist(err) {
+			t.Errorf("stale lock not removed: %v", err)
+		}
+	}
+	// HERMES_HOME set but empty means the default, as in open mode's sh
+	// (${HERMES_HOME:-/opt/data}); mkdir and rm are stand-ins here, the
+	// test machine's /opt/data being none of the test's business.
+	fake := filepath.Join(base, "fake")
+	must(os.MkdirAll(fake, 0o755))
+	for _, prog := range []string{"mkdir", "rm"} {
+		must(os.WriteFile(filepath.Join(fake, prog), []byte("#!/bin/sh\n"), 0o755))
+	}
+	c := exec.Command(filepath.Join(dir, "log", "run"))
+	c.Dir = filepath.Join(dir, "log")
+	c.Env = []string{"PATH=" + cmd + ":" + fake + ":/usr/bin:/bin", "HERMES_HOME="}
+	out, err := c.CombinedOutput()
+	if err != nil {
+		t.Fatalf("log/run with HERMES_HOME empty: %v: %s", err, out)
+	}
+	if want := fmt.Sprintf("s6-log as %d:%d 1 n10 s1000000 T /opt/data/logs/gateways/work\n", uid, gid); string(out) != want {
+		t.Errorf("log/run with HERMES_HOME empty printed %q, want %q", out, want)
 	}
 }

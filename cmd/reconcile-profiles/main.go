@@ -19,6 +19,7 @@ import (
 	"github.com/hermes-s6/hermes-s6/logging"
 	"github.com/hermes-s6/hermes-s6/mode"
 	"github.com/hermes-s6/hermes-s6/reconcile"
+	"github.com/hermes-s6/hermes-s6/slot"
 )
 
 // version is set at build time: -ldflags "-X main.version=..."
@@ -100,6 +101,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		"Each slot is two services for s6-svscan, which supervises at most 1000 without -C and past that starts no new supervisor at all: keep 2*(this+1) plus the static services below that limit")
 	fs.BoolVar(&internalReader, "internal-reader", false, "internal: the sealed-mode reader, started by --follow as the user")
 	fs.BoolVar(&internalBoot, "internal-boot", false, "internal: the reader's first start in this container")
+	var internalNameLimit string
+	fs.StringVar(&internalNameLimit, "internal-name-limit", "", "internal: root's name limit for the reader, FS,SVSCAN bytes")
 	usage := func(w io.Writer) {
 		fs.SetOutput(w)
 		fmt.Fprint(w, usageHead)
@@ -165,6 +168,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if internalNameLimit != "" {
+		fsMax, svMax, ok := strings.Cut(internalNameLimit, ",")
+		a, err1 := strconv.Atoi(fsMax)
+		b, err2 := strconv.Atoi(svMax)
+		if !ok || err1 != nil || err2 != nil || a < 1 || b < 1 {
+			fmt.Fprintf(stderr, "reconcile-profiles: --internal-name-limit %q: want FS,SVSCAN byte counts\n", internalNameLimit)
+			return exitUsage
+		}
+		cfg.NameLimit = slot.NameLimit{FS: a, Svscan: b}
+	}
 	switch {
 	case internalReader:
 		cfg.Out = io.Discard
@@ -175,6 +188,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			CommandDir: cfg.CommandDir, GatewayHome: cfg.GatewayHome, Proc: cfg.Proc, MaxRecords: maxProfiles + 1,
 			LogLevel: level, Log: log, Stderr: stderr}
 		if notifyFD >= 0 {
+			// s6-rc's readiness fd is inherited without close-on-exec;
+			// no child of root (the reader runs as the user) may get it.
+			syscall.CloseOnExec(notifyFD)
 			f := os.NewFile(uintptr(notifyFD), "notify-fd")
 			fc.Ready = func() {
 				if _, err := f.Write([]byte("\n")); err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hermes-s6/hermes-s6/internal/testenv"
+	"github.com/hermes-s6/hermes-s6/slot"
 )
 
 // Only usage paths run in-process: a valid run as root would drop this
@@ -122,6 +123,17 @@ func newEnv(t *testing.T, comm string) *env {
 	writeFile(t, filepath.Join(e.cmdDir, "with-contenv"), "#!/bin/sh\nexec \"$@\"\n", 0o755)
 	writeFile(t, filepath.Join(e.cmdDir, "s6-setuidgid"), "#!/bin/sh\nexec "+s6dir+"/s6-setuidgid \"$@\"\n", 0o755)
 	writeFile(t, filepath.Join(e.cmdDir, "s6-log"), "#!/bin/sh\nexec "+s6dir+"/s6-log \"$@\"\n", 0o755)
+	// Sealed slots' log/run is execline and drops with s6-applyuidgid:
+	// the real programs, where s6-overlay has them.
+	for _, prog := range slot.SealedLogPrograms {
+		p := filepath.Join(s6dir, prog)
+		if _, err := os.Stat(p); err != nil {
+			p = filepath.Join("/usr/lib/execline/bin", prog)
+		}
+		if err := os.Symlink(p, filepath.Join(e.cmdDir, prog)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// A fake hermes that records who ran it, how, and sleeps until SIGTERM.
 	writeFile(t, filepath.Join(e.fakeBin, "hermes"), `#!/bin/sh
 echo "$(id -u) $* HOME=$HOME PWD=$(pwd) $HERMES_S6_SUPERVISED_CHILD$HERMES_SUPERVISED_CHILD" > "$HOME/fake-hermes.$$"

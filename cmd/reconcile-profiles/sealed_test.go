@@ -2,13 +2,11 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,24 +17,7 @@ import (
 // follower is a running `reconcile-profiles --follow --mode sealed`.
 type follower struct {
 	cmd  *exec.Cmd
-	logs *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs *testenv.Buffer
 }
 
 // startFollower runs the follower as root on e's scandir and waits for its
@@ -50,7 +31,7 @@ func (e *env) startFollower(t *testing.T, extra ...string) *follower {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &follower{cmd: exec.Command(e.bin, args...), logs: &lockedBuffer{}}
+	f := &follower{cmd: exec.Command(e.bin, args...), logs: &testenv.Buffer{}}
 	f.cmd.Env = e.environ()
 	f.cmd.Stderr = f.logs
 	f.cmd.ExtraFiles = []*os.File{pw}
@@ -176,6 +157,19 @@ func TestSealedLifecycleRealS6(t *testing.T) {
 		}
 	}
 	waitFor(t, "alpha up", 5*time.Second, func() bool { return strings.HasPrefix(svstat(t, filepath.Join(e.scandir, "gateway-alpha")), "up") })
+	// Its logger too: the sealed log/run (execline, s6-applyuidgid) ran
+	// s6-log as hermes in a directory hermes made.
+	waitFor(t, "alpha's logger up", 5*time.Second, func() bool {
+		return strings.HasPrefix(svstat(t, filepath.Join(e.scandir, "gateway-alpha", "log")), "up")
+	})
+	// "up" is s6-supervise's word that it spawned log/run, not that the
+	// script got as far as making the directory: wait for that too.
+	waitFor(t, "logs/gateways/alpha made", 5*time.Second, func() bool {
+		return exists(filepath.Join(e.home, "logs", "gateways", "alpha"))
+	})
+	if st := statOf(t, filepath.Join(e.home, "logs", "gateways", "alpha")); int(st.Uid) != e.uid {
+		t.Errorf("logs/gateways/alpha made by uid %d, want hermes's %d", st.Uid, e.uid)
+	}
 
 	// hermes controls its gateways and their loggers.
 	for _, step := range []string{
@@ -237,7 +231,7 @@ func TestSealedIgnoredAsUser(t *testing.T) {
 	}
 	cmd := testenv.AsUser(exec.Command(e.bin, "--follow", "--mode", "sealed", "--notify-fd", "3", "--hermes-home", e.home,
 		"--scandir", e.scandir), e.uid, e.gid)
-	logs := &lockedBuffer{}
+	logs := &testenv.Buffer{}
 	cmd.Stderr = logs
 	cmd.ExtraFiles = []*os.File{pw}
 	if err := cmd.Start(); err != nil {

@@ -1,0 +1,79 @@
+package s6
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// RootProcsIn lists the processes running as root whose working directory
+// is one of dirs (absolute, clean paths), reading proc (a procfs mount,
+// "/proc" in production).
+//
+// It is how root knows that no s6-supervise still runs in a service
+// directory it has renamed out of the scandir, before deleting it. The
+// control FIFO cannot say so: s6-svscan spawns s6-supervise by name, and
+// the new process chdirs into the service directory first and opens
+// supervise/control only later. Under load that window lasted over a
+// second (TestSealedAttacksInContainer, create/delete churn of one name):
+// a slot renamed out then looked unsupervised, was deleted, and left a
+// root s6-supervise running in a deleted directory. Once a directory is
+// renamed to a name s6-svscan ignores, no new supervisor can enter it (s6
+// resolves service names from the scandir), so the processes this finds
+// only go away.
+//
+// Only processes whose effective UID is root count: a service's own
+// processes run as the user after dropping privileges, may outlive their
+// supervisor, and must not be able to keep root from ever deleting the
+// directory. A process that exits while it is read is skipped; zombies
+// have no working directory.
+func RootProcsIn(proc string, dirs ...string) ([]int, error) {
+	f, err := os.Open(proc)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, &os.PathError{Op: "readdir", Path: proc, Err: err}
+	}
+	var pids []int
+	for _, n := range names {
+		pid, err := strconv.Atoi(n)
+		if err != nil {
+			continue
+		}
+		p := filepath.Join(proc, n)
+		cwd, err := os.Readlink(p + "/cwd")
+		if err != nil || !slices.Contains(dirs, cwd) {
+			continue
+		}
+		if euid, ok := effectiveUID(p); ok && euid == 0 {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// effectiveUID reads the effective UID from a process's status file (the
+// owner of /proc/<pid> is root for any process that made itself
+// non-dumpable, so it cannot be trusted for this).
+func effectiveUID(procPid string) (uint64, bool) {
+	b, err := os.ReadFile(procPid + "/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "Uid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) < 2 {
+				return 0, false
+			}
+			u, err := strconv.ParseUint(f[1], 10, 32)
+			return u, err == nil
+		}
+	}
+	return 0, false
+}
