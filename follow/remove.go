@@ -27,6 +27,9 @@ var (
 	// reapRetry is how often a removed slot whose supervisors still run
 	// is looked at again, until they are gone.
 	reapRetry = 5 * time.Second
+	// listenWait bounds how long a removal waits for the slot's
+	// supervisors to listen before renaming it out (startRemoval).
+	listenWait = 3 * time.Second
 )
 
 // A slot is removed without s6-svscanctl -n (prune): s6-svscan 2.13.1
@@ -37,6 +40,9 @@ var (
 // supervisors of perm-watcher, profile-follower and a static service.
 // So root does what a prune would do, for its own slot only:
 //
+//  0. wait (at most listenWait) until the slot's supervisors listen: one
+//     s6-svscan forked in the scan after the slot was made may not have
+//     done its chdir yet (see startRemoval);
 //  1. `d` to the slot's supervisor; wait until supervise/status says down;
 //  2. rename the slot out of the scandir (to a dot name, which s6-svscan
 //     ignores), between two scans, and run a whole scan (scan.go): once
@@ -69,6 +75,24 @@ func (r *root) startRemoval(name string) {
 	go func() {
 		r.remSem <- struct{}{}
 		start := time.Now()
+		// Every slot present has been through a scan (apply publishes,
+		// then scans, then removes), so its two supervisors are on their
+		// way: forked during the scan, each chdirs into the slot and
+		// opens its control FIFO afterwards, up to a second later on a
+		// loaded machine. Renamed out before that, a supervisor fails
+		// ("unable to chdir to gateway-<name>"), and s6-svscan restarts
+		// it a second later in a scan of its own, which root's gate
+		// cannot keep apart from its renames (scan.go). Under a
+		// create/delete churn those scans chained, and s6 2.13.1 lost
+		// track of services: static ones got a second supervisor
+		// ("another instance ... already running"). A slot whose
+		// supervisors never come (s6-svscan refused it) costs this wait
+		// once.
+		sups := []string{dir, filepath.Join(dir, slot.LogDir)}
+		if !awaitListeners(sups, time.Now().Add(listenWait), 10*time.Millisecond) {
+			r.log.Debug().Str("profile", name).Str("path", dir).Dur("waited", time.Since(start)).
+				Msg("a removed slot's supervisors never listened: renaming it out anyway")
+		}
 		down := stopService(dir, r.cfg.StopTimeout, 5*time.Millisecond)
 		gone := filepath.Join(r.cfg.Scandir, GonePrefix+strconv.FormatUint(goneSeq.Add(1), 10))
 		gen, err := r.gate.change(func() error { return os.Rename(dir, gone) })

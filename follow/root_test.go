@@ -66,9 +66,11 @@ func (f *fakeReader) die() { f.once.Do(func() { f.w.Close(); close(f.exited) }) 
 
 func newHarness(t *testing.T, mod func(*RootConfig)) *harness {
 	t.Helper()
-	oldGrace, oldRetry := reapGrace, reapRetry
-	reapGrace, reapRetry = 10*time.Millisecond, 20*time.Millisecond
-	t.Cleanup(func() { reapGrace, reapRetry = oldGrace, oldRetry })
+	oldGrace, oldRetry, oldListen := reapGrace, reapRetry, listenWait
+	// No supervisor ever listens on the harness's slots (its scans are
+	// fakes) unless a test makes one: removals wait listenWait for it.
+	reapGrace, reapRetry, listenWait = 10*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond
+	t.Cleanup(func() { reapGrace, reapRetry, listenWait = oldGrace, oldRetry, oldListen })
 	h := &harness{t: t, scandir: t.TempDir(), streams: make(chan *fakeReader, 16), ready: make(chan struct{}), done: make(chan struct{})}
 	cfg := RootConfig{
 		Scandir: h.scandir, User: "hermes",
@@ -468,4 +470,105 @@ func TestRootKeepsARemovedSlotWhileARootProcessRunsInIt(t *testing.T) {
 	_ = sup.Process.Kill()
 	_ = sup.Wait()
 	h.waitSlots()
+}
+
+// slowSvscan stands in for s6-svscan on a loaded machine: each scan
+// "spawns" two supervisors for every new gateway slot, which "chdir" into
+// it (open it) only after delay, then listen on their control FIFOs until
+// told to exit. A slot gone by then is what s6-svscan logs as "unable to
+// chdir": chdirFailed counts those.
+type slowSvscan struct {
+	scandir     string
+	delay       time.Duration
+	mu          sync.Mutex
+	seen        map[string]bool
+	tried       atomic.Int32 // supervisors that got to their chdir
+	chdirFailed atomic.Int32
+	wg          sync.WaitGroup
+	stop        chan struct{}
+}
+
+func (s *slowSvscan) scan(string) error {
+	ents, err := os.ReadDir(s.scandir)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), "gateway-") || s.seen[e.Name()] {
+			continue
+		}
+		s.seen[e.Name()] = true
+		for _, sub := range []string{e.Name(), e.Name() + "/log"} {
+			s.wg.Add(1)
+			go s.supervise(sub)
+		}
+	}
+	return nil
+}
+
+func (s *slowSvscan) supervise(name string) {
+	defer s.wg.Done()
+	time.Sleep(s.delay)
+	dir, err := os.Open(filepath.Join(s.scandir, name)) // its chdir
+	s.tried.Add(1)
+	if err != nil {
+		s.chdirFailed.Add(1)
+		return
+	}
+	defer dir.Close()
+	_ = os.Mkdir(filepath.Join(dir.Name(), "supervise"), 0o700)
+	p := filepath.Join(dir.Name(), "supervise", "control")
+	if err := syscall.Mkfifo(p, 0o600); err != nil && !os.IsExist(err) {
+		return
+	}
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	buf := make([]byte, 16)
+	for {
+		n, _ := f.Read(buf)
+		if strings.Contains(string(buf[:n]), "x") {
+			return
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// TestRootWaitsForTheSupervisorsBeforeRenamingOut: a profile deleted right
+// after its slot was scanned, before the supervisors s6-svscan forked for it
+// got to chdir into it. Renamed out then, they fail ("unable to chdir"), and
+// s6-svscan restarts them in scans of its own that root's gate cannot keep
+// apart from its renames (under churn, s6 2.13.1 then lost track of static
+// services). Root waits until they listen, then removes the slot.
+func TestRootWaitsForTheSupervisorsBeforeRenamingOut(t *testing.T) {
+	sv := &slowSvscan{delay: 300 * time.Millisecond, seen: map[string]bool{}, stop: make(chan struct{})}
+	h := newHarness(t, func(c *RootConfig) {
+		sv.scandir = c.Scandir
+		c.Scan = sv.scan
+		c.StopTimeout = 2 * time.Second
+	})
+	t.Cleanup(func() { close(sv.stop); sv.wg.Wait() })
+	listenWait = 3 * time.Second // newHarness restores it
+	f := h.reader()
+	f.send(t, "snapshot\np a 1\np b 1\nend\n")
+	h.waitSlots("gateway-a", "gateway-b")
+	f.send(t, "snapshot\np b 1\nend\n")
+	h.waitSlots("gateway-b")
+	for deadline := time.Now().Add(5 * time.Second); sv.tried.Load() < 4 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := sv.tried.Load(); n != 4 {
+		t.Fatalf("%d supervisors got to their chdir, want 4", n)
+	}
+	if n := sv.chdirFailed.Load(); n != 0 {
+		t.Errorf("%d supervisors found their slot gone (s6-svscan: unable to chdir)", n)
+	}
 }

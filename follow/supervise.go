@@ -60,6 +60,28 @@ func control(dir, cmd string) error {
 
 var errNoSupervisor = errors.New("no supervisor listening")
 
+// awaitListeners polls dirs' control FIFOs every pollEvery until a
+// supervisor listens on each, or deadline passes. It reports whether all
+// do.
+func awaitListeners(dirs []string, deadline time.Time, pollEvery time.Duration) bool {
+	for {
+		all := true
+		for _, d := range dirs {
+			if control(d, "") == errNoSupervisor {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(pollEvery)
+	}
+}
+
 // stopService asks dir's supervisor to bring the service down and waits,
 // polling supervise/status every pollEvery, at most timeout, for it to be
 // down. It reports whether the service is known to be down (or never had a
