@@ -42,7 +42,7 @@ func TestSealedChurn(t *testing.T) {
 		t.Fatalf("HERMES_S6_E2E_CHURN_SECONDS=%q: want a number of seconds", envOr("HERMES_S6_E2E_CHURN_SECONDS", ""))
 	}
 	if secs == 0 {
-		t.Skip("HERMES_S6_E2E_CHURN_SECONDS=0")
+		t.Skip("HERMES_S6_E2E_CHURN_SECONDS=0: the churn is off (CI turns it off while issue 16 is open; HERMES_S6_E2E_CHURN_SECONDS=120 runs it)")
 	}
 	t.Parallel()
 	// CAP_SYS_PTRACE for root's exec only, to forge snapshots into the
