@@ -1,6 +1,7 @@
 package follow
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,9 +29,17 @@ var (
 	// is looked at again, until they are gone.
 	reapRetry = 5 * time.Second
 	// listenWait bounds how long a removal waits for the slot's
-	// supervisors to listen before renaming it out (startRemoval).
+	// supervisors to listen before renaming it out (renameOut).
 	listenWait = 3 * time.Second
 )
+
+// removal is one removed slot between its rename out of the scandir and
+// the deletion of its directory.
+type removal struct {
+	name string // the profile; "" for a directory left by a previous run
+	gone string // the directory it was renamed to (GonePrefix...)
+	gen  uint64 // the scan generation it was renamed out at
+}
 
 // A slot is removed without s6-svscanctl -n (prune): s6-svscan 2.13.1
 // prunes every service its last scan did not reach, and a scan can stop
@@ -38,14 +47,17 @@ var (
 // old supervisor still runs: "old service ... still exists, waiting").
 // In the container attack suite a prune after such a scan killed the
 // supervisors of perm-watcher, profile-follower and a static service.
-// So root does what a prune would do, for its own slot only:
+// So root does what a prune would do, for its own slots only, in batches
+// (every slot queued while the previous batch was handled goes in the next
+// one: a churn that deletes 400 profiles costs a few scans, not 400):
 //
-//  0. wait (at most listenWait) until the slot's supervisors listen: one
+//  0. wait (at most listenWait) until the slots' supervisors listen: one
 //     s6-svscan forked in the scan after the slot was made may not have
-//     done its chdir yet (see startRemoval);
-//  1. `d` to the slot's supervisor; wait until supervise/status says down;
-//  2. rename the slot out of the scandir (to a dot name, which s6-svscan
-//     ignores), between two scans, and run a whole scan (scan.go): once
+//     done its chdir yet (see renameOut);
+//  1. `d` to each slot's supervisor; wait until supervise/status says down;
+//  2. rename the slots out of the scandir (to dot names, which s6-svscan
+//     ignores), all between the same two scans, and run a whole scan
+//     (scan.go): once
 //     it is over, s6-svscan holds the service as inactive and no longer
 //     restarts its supervisors when they exit. Telling them to exit
 //     before that had s6-svscan restart them in a directory that is gone
@@ -56,8 +68,9 @@ var (
 //  3. `dx` to each supervisor still listening (the logger's s6-log goes
 //     down, then both s6-supervise exit);
 //  4. once none listens, wait reapGrace, run a scan (its "z" reaps), check
-//     that no root process runs in the directory any more (one spawned
-//     just before the rename may not listen yet: back to 3), and delete it;
+//     in one walk of /proc that no root process runs in the directories any
+//     more (one spawned just before the rename may not listen yet: that
+//     slot is held back and goes through 3 again), and delete them;
 //  5. only then may a slot of the same name be made again, and only then
 //     does the removed slot stop counting against the cap.
 //
@@ -66,140 +79,225 @@ var (
 // inode of one it still remembers would be taken for the old one (seen
 // with a create/delete churn: a new slot without a supervisor).
 
-// startRemoval runs steps 1 and 2 of a removal in a goroutine, and the
-// rest (collect) once the loop has asked for the rescan.
+// startRemoval queues the slot of profile name for removal: the remover
+// (renameOut, then reaper) takes it with the next batch.
 func (r *root) startRemoval(name string) {
 	r.removing[name] = true
 	delete(r.applied, name)
-	dir := filepath.Join(r.cfg.Scandir, slot.DirName(name))
-	go func() {
-		r.remSem <- struct{}{}
-		start := time.Now()
-		// Every slot present has been through a scan (apply publishes,
-		// then scans, then removes), so its two supervisors are on their
-		// way: forked during the scan, each chdirs into the slot and
-		// opens its control FIFO afterwards, up to a second later on a
-		// loaded machine. Renamed out before that, a supervisor fails
-		// ("unable to chdir to gateway-<name>"), and s6-svscan restarts
-		// it a second later in a scan of its own, which root's gate
-		// cannot keep apart from its renames (scan.go). Under a
-		// create/delete churn those scans chained, and s6 2.13.1 lost
-		// track of services: static ones got a second supervisor
-		// ("another instance ... already running"). A slot whose
-		// supervisors never come (s6-svscan refused it) costs this wait
-		// once.
-		sups := []string{dir, filepath.Join(dir, slot.LogDir)}
-		if !awaitListeners(sups, time.Now().Add(listenWait), 10*time.Millisecond) {
-			r.log.Debug().Str("profile", name).Str("path", dir).Dur("waited", time.Since(start)).
-				Msg("a removed slot's supervisors never listened: renaming it out anyway")
-		}
-		down := stopService(dir, r.cfg.StopTimeout, 5*time.Millisecond)
-		gone := filepath.Join(r.cfg.Scandir, GonePrefix+strconv.FormatUint(goneSeq.Add(1), 10))
-		gen, err := r.gate.change(func() error { return os.Rename(dir, gone) })
-		ev := r.log.Info()
-		if err != nil {
-			ev = r.log.Error().Err(err)
-		} else {
-			r.gone.Add(1)
-		}
-		ev.Str("profile", name).Str("path", dir).Bool("was_down", down).Dur("duration_ms", time.Since(start)).Msg("slot removed")
-		<-r.remSem
-		r.removed <- name // counted by the loop
-		if err != nil {
-			r.reaped <- name // nothing more to wait for
-			return
-		}
-		r.collect(name, gone, gen)
-	}()
+	r.remQ.put(name)
 }
 
-// collect reaps the removed slot directory gone (counted in r.gone),
-// renamed out at scan generation gen, until it is deleted, then frees the
-// name and makes room for a new slot. name is empty for a directory left
-// by a previous run of this longrun.
-func (r *root) collect(name, gone string, gen uint64) {
+// remover runs steps 0 to 2 of a removal, a batch at a time, until ctx ends.
+func (r *root) remover(ctx context.Context) {
 	for {
-		err := r.gate.scanSince(gen)
-		if err == nil {
-			break
+		names, ok := r.remQ.take(ctx, 0)
+		if !ok {
+			return
 		}
-		// Telling the supervisors to exit now could have s6-svscan
-		// restart them (see above): wait for a scan that is over.
-		r.log.Warn().Err(err).Str("path", gone).Dur("retry_in", reapRetry).Msg("scan failed: a removed slot's supervisors are told to exit once one is over")
-		time.Sleep(reapRetry)
+		r.renameOut(ctx, names)
 	}
-	for !r.reap(gone, time.Now().Add(r.cfg.StopTimeout)) {
-		time.Sleep(reapRetry)
+}
+
+// renameOut stops the slots of names and renames them out of the scandir,
+// all in one change between two scans, then hands them to the reaper.
+func (r *root) renameOut(ctx context.Context, names []string) {
+	start := time.Now()
+	dirs := make([]string, len(names))
+	var sups []string
+	for i, n := range names {
+		dirs[i] = filepath.Join(r.cfg.Scandir, slot.DirName(n))
+		sups = append(sups, dirs[i], filepath.Join(dirs[i], slot.LogDir))
 	}
-	r.gone.Add(-1)
-	r.reaped <- name
+	// Every slot present has been through a scan (apply publishes, then
+	// scans, then removes), so its two supervisors are on their way:
+	// forked during the scan, each chdirs into the slot and opens its
+	// control FIFO afterwards, up to a second later on a loaded machine.
+	// Renamed out before that, a supervisor fails ("unable to chdir to
+	// gateway-<name>"), and s6-svscan restarts it a second later in a scan
+	// of its own, which root's gate cannot keep apart from its renames
+	// (scan.go). Under a create/delete churn those scans chained, and s6
+	// 2.13.1 lost track of services: static ones got a second supervisor
+	// ("another instance ... already running"). Slots whose supervisors
+	// never come (s6-svscan refused them) cost this wait once per batch.
+	if quiet := awaitListeners(sups, time.Now().Add(listenWait), 10*time.Millisecond); len(quiet) > 0 {
+		r.log.Debug().Strs("paths", quiet).Dur("waited", time.Since(start)).
+			Msg("removed slots' supervisors never listened: renaming them out anyway")
+	}
+	down := stopServices(dirs, r.cfg.StopTimeout, 5*time.Millisecond)
+	var out []removal
+	var failed []string
+	gen, _ := r.gate.change(func() error {
+		for i, d := range dirs {
+			gone := filepath.Join(r.cfg.Scandir, GonePrefix+strconv.FormatUint(goneSeq.Add(1), 10))
+			if err := os.Rename(d, gone); err != nil {
+				r.log.Error().Err(err).Str("profile", names[i]).Str("path", d).Msg("slot not removed: its name stays taken until the next snapshot asks again")
+				failed = append(failed, names[i])
+				continue
+			}
+			r.gone.Add(1)
+			out = append(out, removal{name: names[i], gone: gone})
+		}
+		return nil
+	})
+	for i := range out {
+		out[i].gen = gen
+	}
+	var notDown []string
+	for i, ok := range down {
+		if !ok {
+			notDown = append(notDown, names[i])
+		}
+	}
+	ev := r.log.Info()
+	if len(notDown) > 0 {
+		ev = r.log.Warn().Strs("not_down", notDown)
+	}
+	ev.Strs("profiles", names).Int("removed", len(out)).Dur("duration_ms", time.Since(start)).Msg("slots removed")
+	r.reapQ.put(out...)
+	tell(ctx, r.removed, len(names))
+	if len(failed) > 0 {
+		tell(ctx, r.reaped, failed) // nothing more to wait for
+	}
+}
+
+// tell sends v to the loop on ch, unless ctx ends first (the loop is gone).
+func tell[T any](ctx context.Context, ch chan<- T, v T) {
+	select {
+	case ch <- v:
+	case <-ctx.Done():
+	}
+}
+
+// reaper runs steps 3 to 5 of a removal, a batch at a time, until ctx
+// ends. A directory a root process still runs in is held back and looked
+// at again every reapRetry, with whatever batch comes meanwhile.
+func (r *root) reaper(ctx context.Context) {
+	var held []removal
+	for {
+		wait := time.Duration(0)
+		if len(held) > 0 {
+			wait = reapRetry
+		}
+		got, ok := r.reapQ.take(ctx, wait)
+		if !ok {
+			return
+		}
+		batch := append(held, got...)
+		var since uint64
+		for _, rm := range got {
+			since = max(since, rm.gen)
+		}
+		for len(got) > 0 {
+			err := r.gate.scanSince(since)
+			if err == nil {
+				break
+			}
+			// Telling the supervisors to exit now could have s6-svscan
+			// restart them (see above): wait for a scan that is over.
+			r.log.Warn().Err(err).Int("slots", len(got)).Dur("retry_in", reapRetry).Msg("scan failed: removed slots' supervisors are told to exit once one is over")
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(reapRetry):
+			}
+		}
+		var freed []string
+		held, freed = r.reap(batch, time.Now().Add(r.cfg.StopTimeout))
+		if len(freed) > 0 {
+			tell(ctx, r.reaped, freed)
+		}
+	}
 }
 
 // reap tells the supervisors still listening on the control FIFOs of the
-// removed slot directory gone to exit ("dx", as s6-svc -dx), waits until
-// none listens and no root process runs in it any more, then deletes gone.
-// It reports false when one still ran at deadline: the directory is kept
-// (a supervisor whose directory is gone can no longer be told anything,
-// and it still counts against s6-svscan's service limit).
-func (r *root) reap(gone string, deadline time.Time) bool {
-	dirs := []string{gone, filepath.Join(gone, slot.LogDir)}
-	for {
-		if !r.tellExit(dirs, deadline) {
-			return false
+// batch's removed slot directories to exit ("dx", as s6-svc -dx), waits
+// until none listens and no root process runs in them any more, and
+// deletes them. It returns the removals it could not finish by deadline
+// (held: their directories are kept, for a supervisor whose directory is
+// gone can no longer be told anything, and it still counts against
+// s6-svscan's service limit), and the names of those it did (freed: their
+// names may be used again).
+func (r *root) reap(batch []removal, deadline time.Time) (held []removal, freed []string) {
+	dirsOf := func(rm removal) [2]string { return [2]string{rm.gone, filepath.Join(rm.gone, slot.LogDir)} }
+	var dirs []string
+	for _, rm := range batch {
+		d := dirsOf(rm)
+		dirs = append(dirs, d[0], d[1])
+	}
+	listening := r.tellExit(dirs, deadline)
+	time.Sleep(reapGrace)
+	// A scan of our own reaps the supervisors now ("z") if s6-svscan has
+	// not yet: their entries go before their inodes can be reused.
+	if err := r.gate.scanSince(r.gate.generation()); err != nil {
+		r.log.Warn().Err(err).Int("slots", len(batch)).Msg("scan failed before removed slots' directories are deleted")
+	}
+	// A supervisor s6-svscan spawned just before the rename may be in the
+	// directory without listening yet (s6.RootProcsIn): deleting the
+	// directory then would leave it running there for ever.
+	real := make([]string, 0, len(dirs))
+	for _, d := range dirs {
+		real = append(real, r.realPath(d))
+	}
+	procs, err := s6.RootProcsByDir(r.cfg.Proc, real)
+	if err != nil {
+		r.log.Warn().Err(err).Str("path", r.cfg.Proc).Msg("cannot look for supervisors still running in removed slots: deleting them on the control FIFOs' word")
+		procs = nil
+	}
+	for _, rm := range batch {
+		d := dirsOf(rm)
+		pids := append(procs[r.realPath(d[0])], procs[r.realPath(d[1])]...)
+		if listening[d[0]] || listening[d[1]] || len(pids) > 0 {
+			held = append(held, rm)
+			if time.Now().After(deadline) {
+				r.log.Warn().Ints("pids", pids).Str("path", rm.gone).Dur("retry_in", reapRetry).
+					Msg("a supervisor still runs in a removed slot: its directory is kept (a dot name: s6-svscan ignores it) and looked at again")
+			} else {
+				r.log.Debug().Ints("pids", pids).Str("path", rm.gone).Msg("a supervisor runs in a removed slot without listening yet: waiting for it")
+			}
+			continue
 		}
-		time.Sleep(reapGrace)
-		// A scan of our own reaps the supervisors now ("z") if s6-svscan
-		// has not yet: their entry goes before their inode can be reused.
-		if err := r.gate.scanSince(r.gate.generation()); err != nil {
-			r.log.Warn().Err(err).Str("path", gone).Msg("scan failed before a removed slot's directory is deleted")
+		var err error
+		for i := 0; i < 5; i++ {
+			// s6-supervise may still be writing supervise/status while
+			// the tree goes: retry a directory that refilled.
+			if err = os.RemoveAll(rm.gone); err == nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		// A supervisor s6-svscan spawned just before the rename may be in
-		// the directory without listening yet (s6.RootProcsIn): deleting
-		// the directory then would leave it running there for ever.
-		pids, err := s6.RootProcsIn(r.cfg.Proc, r.realPath(dirs[0]), r.realPath(dirs[1]))
 		if err != nil {
-			r.log.Warn().Err(err).Str("path", r.cfg.Proc).Msg("cannot look for supervisors still running in a removed slot: deleting it on the control FIFOs' word")
-			break
+			r.log.Warn().Err(err).Str("path", rm.gone).Msg("removed slot's directory not deleted (a dot name: s6-svscan ignores it)")
 		}
-		if len(pids) == 0 {
-			break
+		// Nothing runs there: it no longer counts against s6-svscan's
+		// limit.
+		r.gone.Add(-1)
+		if rm.name != "" {
+			freed = append(freed, rm.name)
 		}
-		if time.Now().After(deadline) {
-			r.log.Warn().Ints("pids", pids).Str("path", gone).Dur("retry_in", reapRetry).
-				Msg("root processes still run in a removed slot: its directory is kept (a dot name: s6-svscan ignores it) and looked at again")
-			return false
-		}
-		r.log.Debug().Ints("pids", pids).Str("path", gone).Msg("a supervisor runs in a removed slot without listening yet: waiting for it")
 	}
-	var err error
-	for i := 0; i < 5; i++ {
-		// s6-supervise may still be writing supervise/status while the
-		// tree goes: retry a directory that refilled.
-		if err = os.RemoveAll(gone); err == nil {
-			return true
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	r.log.Warn().Err(err).Str("path", gone).Msg("removed slot's directory not deleted (a dot name: s6-svscan ignores it)")
-	return true // nothing runs there: it no longer counts against s6-svscan's limit
+	return held, freed
 }
 
 // tellExit sends "dx" to every supervisor listening on dirs' control FIFOs
-// (again to one that started listening since) until none listens. It
-// reports false if one still listened at deadline.
-func (r *root) tellExit(dirs []string, deadline time.Time) bool {
+// (again, every 200 ms, to one still listening, or that started listening
+// since) until none listens, or deadline. It returns those that still
+// listened at deadline.
+func (r *root) tellExit(dirs []string, deadline time.Time) map[string]bool {
 	told := map[string]time.Time{}
+	// Polling every FIFO of a big batch every 10 ms would cost root more
+	// than the supervisors' exits it waits for.
+	poll := min(10*time.Millisecond*time.Duration(1+len(dirs)/64), 100*time.Millisecond)
 	for {
-		var listening []string
+		listening := map[string]bool{}
 		for _, d := range dirs {
 			if control(d, "") != errNoSupervisor {
-				listening = append(listening, d)
+				listening[d] = true
 			}
 		}
 		if len(listening) == 0 {
-			return true
+			return nil
 		}
-		for _, d := range listening {
+		for d := range listening {
 			if t, ok := told[d]; ok && time.Since(t) < 200*time.Millisecond {
 				continue
 			}
@@ -209,34 +307,23 @@ func (r *root) tellExit(dirs []string, deadline time.Time) bool {
 			}
 		}
 		if time.Now().After(deadline) {
-			r.log.Warn().Strs("paths", listening).Dur("retry_in", reapRetry).
-				Msg("a removed slot's supervisor still runs: its directory is kept (a dot name: s6-svscan ignores it) and looked at again")
-			return false
+			return listening
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(poll)
 	}
 }
 
-// finishRemovals counts the slots just renamed out of the scandir (their
-// goroutines run the scan that makes s6-svscan drop them: collect).
-func (r *root) finishRemovals() {
-	n := 1 // the one the loop received
-	for more := true; more; {
-		select {
-		case <-r.removed:
-			n++
-		default:
-			more = false
-		}
-	}
+// finishRemovals counts n slots just taken out of the scandir (the reaper
+// runs the scan that makes s6-svscan drop them).
+func (r *root) finishRemovals(n int) {
 	r.count(func(s *Stats) { s.Removed += n })
 }
 
-// finishReap frees a removed slot's name (it may be made again) and picks
+// finishReap frees removed slots' names (they may be made again) and picks
 // up the latest snapshot if none is pending.
-func (r *root) finishReap(name string) {
-	if name != "" {
-		delete(r.removing, name)
+func (r *root) finishReap(names []string) {
+	for _, n := range names {
+		delete(r.removing, n)
 	}
 	if r.pending == nil {
 		// A profile removed and re-created meanwhile waits for this.

@@ -53,8 +53,6 @@ const (
 	DefaultReadyTimeout = 30 * time.Second
 	DefaultBackoffMin   = 100 * time.Millisecond
 	DefaultBackoffMax   = 30 * time.Second
-	// removeWorkers bounds the slots being stopped and removed at once.
-	removeWorkers = 16
 )
 
 // scanBatch bounds the new slots renamed in between two scans (a variable
@@ -213,13 +211,14 @@ type root struct {
 	applied map[string]bool // slot name -> autostart, as last published
 	// removing: slots being stopped and removed; not touched meanwhile.
 	removing map[string]bool
-	removed  chan string
-	remSem   chan struct{}
+	remQ     *batches[string]  // to stop and rename out (remover)
+	reapQ    *batches[removal] // renamed out, to reap and delete (reaper)
+	removed  chan int          // so many slots were renamed out
 	// gone counts removed slots renamed out of the scandir whose
 	// directories are not deleted yet: s6-svscan may still count their
 	// supervisors against its service limit (remove.go).
 	gone   atomic.Int64
-	reaped chan string // a gone directory was deleted (its name, or ""): room for a new slot
+	reaped chan []string // gone directories were deleted (their names): room for new slots
 	gate   *scanGate
 	// scandirReal is the scandir's path with symlinks resolved, as
 	// /proc/<pid>/cwd shows it (realPath).
@@ -247,9 +246,10 @@ func Root(ctx context.Context, cfg RootConfig) error {
 		box:      mailbox{wake: make(chan struct{}, 1)},
 		applied:  map[string]bool{},
 		removing: map[string]bool{},
-		removed:  make(chan string, removeWorkers),
-		remSem:   make(chan struct{}, removeWorkers),
-		reaped:   make(chan string, removeWorkers),
+		remQ:     newBatches[string](),
+		reapQ:    newBatches[removal](),
+		removed:  make(chan int, 1),
+		reaped:   make(chan []string, 1),
 		bucket:   newBucket(cfg.Rate, cfg.Burst),
 	}
 	r.gate = newScanGate(func() error { return cfg.Scan(cfg.Scandir) })
@@ -269,7 +269,7 @@ func Root(ctx context.Context, cfg RootConfig) error {
 				// Left by a previous run of this longrun: deleted once
 				// no supervisor runs in it (remove.go).
 				r.gone.Add(1)
-				go r.collect("", filepath.Join(cfg.Scandir, e.Name()), 0)
+				r.reapQ.put(removal{gone: filepath.Join(cfg.Scandir, e.Name())})
 			}
 		}
 	}
@@ -284,6 +284,11 @@ func Root(ctx context.Context, cfg RootConfig) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); r.readers(ctx) }()
 	defer wg.Wait()
+	// The remover and the reaper end with ctx between batches; one in the
+	// middle of a batch finishes it (bounded by StopTimeout) and ends with
+	// the process, whose exit is the longrun's.
+	go r.remover(ctx)
+	go r.reaper(ctx)
 
 	readyTimer := time.NewTimer(cfg.ReadyTimeout)
 	defer readyTimer.Stop()
@@ -307,10 +312,10 @@ func Root(ctx context.Context, cfg RootConfig) error {
 			if d := r.box.take(); d != nil {
 				r.pending = d
 			}
-		case <-r.removed:
-			r.finishRemovals()
-		case name := <-r.reaped:
-			r.finishReap(name)
+		case n := <-r.removed:
+			r.finishRemovals(n)
+		case names := <-r.reaped:
+			r.finishReap(names)
 		case <-budget:
 			budget = nil
 		}

@@ -2,6 +2,7 @@ package follow
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -571,4 +572,53 @@ func TestRootWaitsForTheSupervisorsBeforeRenamingOut(t *testing.T) {
 	if n := sv.chdirFailed.Load(); n != 0 {
 		t.Errorf("%d supervisors found their slot gone (s6-svscan: unable to chdir)", n)
 	}
+}
+
+// TestRootRemovesInBatches: a hostile hermes deletes hundreds of profiles at
+// once. Root removes their slots in batches, so s6-svscan is asked for a
+// handful of scans, not one or more per slot, and every supervisor is told
+// to exit and every directory deleted.
+func TestRootRemovesInBatches(t *testing.T) {
+	const n = 200
+	sv := &slowSvscan{delay: 0, seen: map[string]bool{}, stop: make(chan struct{})}
+	var scans atomic.Int32
+	h := newHarness(t, func(c *RootConfig) {
+		sv.scandir = c.Scandir
+		c.Scan = func(s string) error { scans.Add(1); return sv.scan(s) }
+		c.StopTimeout = 2 * time.Second
+		c.Rate, c.Burst = 10000, 1000
+	})
+	t.Cleanup(func() { close(sv.stop); sv.wg.Wait() })
+	listenWait = 3 * time.Second // newHarness restores it
+	var b strings.Builder
+	b.WriteString("snapshot\n")
+	var names []string
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "p r%d 1\n", i)
+		names = append(names, fmt.Sprintf("gateway-r%d", i))
+	}
+	b.WriteString("end\n")
+	f := h.reader()
+	f.send(t, b.String())
+	slices.Sort(names)
+	h.waitSlots(names...)
+	for deadline := time.Now().Add(10 * time.Second); sv.tried.Load() < 2*n && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	before := scans.Load()
+	start := time.Now()
+	f.send(t, "snapshot\nend\n")
+	h.waitSlots()
+	// Every fake supervisor returns once told x: all 2n of them.
+	done := make(chan struct{})
+	go func() { sv.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("supervisors still listening 5 s after their slots were deleted")
+	}
+	if used := scans.Load() - before; used > 10 {
+		t.Errorf("removing %d slots took %d scans, want at most 10 (batches)", n, used)
+	}
+	t.Logf("%d slots removed in %v with %d scans", n, time.Since(start).Round(time.Millisecond), scans.Load()-before)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -61,43 +62,42 @@ func control(dir, cmd string) error {
 var errNoSupervisor = errors.New("no supervisor listening")
 
 // awaitListeners polls dirs' control FIFOs every pollEvery until a
-// supervisor listens on each, or deadline passes. It reports whether all
-// do.
-func awaitListeners(dirs []string, deadline time.Time, pollEvery time.Duration) bool {
+// supervisor has listened on each, or deadline passes. It returns those
+// where none did.
+func awaitListeners(dirs []string, deadline time.Time, pollEvery time.Duration) []string {
+	quiet := slices.Clone(dirs)
 	for {
-		all := true
-		for _, d := range dirs {
-			if control(d, "") == errNoSupervisor {
-				all = false
-				break
-			}
-		}
-		if all {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
+		quiet = slices.DeleteFunc(quiet, func(d string) bool { return control(d, "") != errNoSupervisor })
+		if len(quiet) == 0 || time.Now().After(deadline) {
+			return quiet
 		}
 		time.Sleep(pollEvery)
 	}
 }
 
-// stopService asks dir's supervisor to bring the service down and waits,
-// polling supervise/status every pollEvery, at most timeout, for it to be
-// down. It reports whether the service is known to be down (or never had a
-// supervisor).
-func stopService(dir string, timeout, pollEvery time.Duration) bool {
-	if err := control(dir, "d"); err != nil {
-		return errors.Is(err, errNoSupervisor)
+// stopServices asks each of dirs' supervisors to bring its service down and
+// waits, polling supervise/status every pollEvery, at most timeout in all,
+// for them to be down. down[i] reports whether dirs[i]'s service is known to
+// be down (or never had a supervisor).
+func stopServices(dirs []string, timeout, pollEvery time.Duration) (down []bool) {
+	down = make([]bool, len(dirs))
+	var pending []int
+	for i, d := range dirs {
+		if err := control(d, "d"); err != nil {
+			down[i] = errors.Is(err, errNoSupervisor)
+			continue
+		}
+		pending = append(pending, i)
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		pid, ok := servicePid(dir)
-		if !ok || pid == 0 {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
+		pending = slices.DeleteFunc(pending, func(i int) bool {
+			pid, ok := servicePid(dirs[i])
+			down[i] = !ok || pid == 0
+			return down[i]
+		})
+		if len(pending) == 0 || time.Now().After(deadline) {
+			return down
 		}
 		time.Sleep(pollEvery)
 	}

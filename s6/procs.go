@@ -3,7 +3,6 @@ package s6
 import (
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -30,6 +29,27 @@ import (
 // directory. A process that exits while it is read is skipped; zombies
 // have no working directory.
 func RootProcsIn(proc string, dirs ...string) ([]int, error) {
+	byDir, err := RootProcsByDir(proc, dirs)
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, d := range dirs {
+		pids = append(pids, byDir[d]...)
+		delete(byDir, d) // a directory named twice counts once
+	}
+	return pids, nil
+}
+
+// RootProcsByDir is RootProcsIn for many directories at once, in one walk
+// of proc: the root processes found, by working directory (only dirs that
+// have one are keys). Removing a batch of slots costs one walk, not one per
+// slot.
+func RootProcsByDir(proc string, dirs []string) (map[string][]int, error) {
+	want := make(map[string]bool, len(dirs))
+	for _, d := range dirs {
+		want[d] = true
+	}
 	f, err := os.Open(proc)
 	if err != nil {
 		return nil, err
@@ -39,7 +59,7 @@ func RootProcsIn(proc string, dirs ...string) ([]int, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "readdir", Path: proc, Err: err}
 	}
-	var pids []int
+	out := map[string][]int{}
 	for _, n := range names {
 		pid, err := strconv.Atoi(n)
 		if err != nil {
@@ -47,14 +67,14 @@ func RootProcsIn(proc string, dirs ...string) ([]int, error) {
 		}
 		p := filepath.Join(proc, n)
 		cwd, err := os.Readlink(p + "/cwd")
-		if err != nil || !slices.Contains(dirs, cwd) {
+		if err != nil || !want[cwd] {
 			continue
 		}
 		if euid, ok := effectiveUID(p); ok && euid == 0 {
-			pids = append(pids, pid)
+			out[cwd] = append(out[cwd], pid)
 		}
 	}
-	return pids, nil
+	return out, nil
 }
 
 // effectiveUID reads the effective UID from a process's status file (the
