@@ -26,8 +26,16 @@ var (
 	// forgotten the service's device and inode (see reap).
 	reapGrace = time.Second
 	// reapRetry is how often a removed slot whose supervisors still run
-	// is looked at again, until they are gone.
+	// past StopTimeout is looked at again, until they are gone.
 	reapRetry = 5 * time.Second
+	// exitWait is how long a batch waits for its supervisors to exit once
+	// told to: one slower than that is held back, looked at again a second
+	// later, and does not hold up the others (their names, and room under
+	// the cap).
+	exitWait = 250 * time.Millisecond
+	// heldRetry is how often a held-back removal is looked at again
+	// within StopTimeout of being told to exit.
+	heldRetry = time.Second
 	// listenWait bounds how long a removal waits for the slot's
 	// supervisors to listen before renaming it out (renameOut).
 	listenWait = 3 * time.Second
@@ -39,6 +47,13 @@ type removal struct {
 	name string // the profile; "" for a directory left by a previous run
 	gone string // the directory it was renamed to (GonePrefix...)
 	gen  uint64 // the scan generation it was renamed out at
+	// told: when its supervisors were first told to exit (zero: not
+	// yet); one that still runs StopTimeout later is logged.
+	told time.Time
+	// keep: a slot s6-svscan never supervised (verify.go), whose
+	// directory is kept once nothing runs in it, and keeps counting
+	// against the cap.
+	keep bool
 }
 
 // A slot is removed without s6-svscanctl -n (prune): s6-svscan 2.13.1
@@ -175,8 +190,14 @@ func (r *root) reaper(ctx context.Context) {
 	var held []removal
 	for {
 		wait := time.Duration(0)
-		if len(held) > 0 {
-			wait = reapRetry
+		for i, rm := range held {
+			w := heldRetry
+			if time.Since(rm.told) > r.cfg.StopTimeout {
+				w = reapRetry
+			}
+			if i == 0 || w < wait {
+				wait = w
+			}
 		}
 		got, ok := r.reapQ.take(ctx, wait)
 		if !ok {
@@ -202,7 +223,7 @@ func (r *root) reaper(ctx context.Context) {
 			}
 		}
 		var freed []string
-		held, freed = r.reap(batch, time.Now().Add(r.cfg.StopTimeout))
+		held, freed = r.reap(batch)
 		if len(freed) > 0 {
 			tell(ctx, r.reaped, freed)
 		}
@@ -211,20 +232,24 @@ func (r *root) reaper(ctx context.Context) {
 
 // reap tells the supervisors still listening on the control FIFOs of the
 // batch's removed slot directories to exit ("dx", as s6-svc -dx), waits
-// until none listens and no root process runs in them any more, and
-// deletes them. It returns the removals it could not finish by deadline
-// (held: their directories are kept, for a supervisor whose directory is
-// gone can no longer be told anything, and it still counts against
-// s6-svscan's service limit), and the names of those it did (freed: their
-// names may be used again).
-func (r *root) reap(batch []removal, deadline time.Time) (held []removal, freed []string) {
+// (exitWait) until none listens and no root process runs in them any more,
+// and deletes them. It returns the removals it could not finish (held:
+// their directories are kept, for a supervisor whose directory is gone can
+// no longer be told anything, and it still counts against s6-svscan's
+// service limit), and the names of those it did (freed: their names may be
+// used again).
+func (r *root) reap(batch []removal) (held []removal, freed []string) {
 	dirsOf := func(rm removal) [2]string { return [2]string{rm.gone, filepath.Join(rm.gone, slot.LogDir)} }
 	var dirs []string
-	for _, rm := range batch {
+	now := time.Now()
+	for i, rm := range batch {
 		d := dirsOf(rm)
 		dirs = append(dirs, d[0], d[1])
+		if rm.told.IsZero() {
+			batch[i].told = now
+		}
 	}
-	listening := r.tellExit(dirs, deadline)
+	listening := r.tellExit(dirs, now.Add(exitWait))
 	time.Sleep(reapGrace)
 	// A scan of our own reaps the supervisors now ("z") if s6-svscan has
 	// not yet: their entries go before their inodes can be reused.
@@ -248,12 +273,15 @@ func (r *root) reap(batch []removal, deadline time.Time) (held []removal, freed 
 		pids := append(procs[r.realPath(d[0])], procs[r.realPath(d[1])]...)
 		if listening[d[0]] || listening[d[1]] || len(pids) > 0 {
 			held = append(held, rm)
-			if time.Now().After(deadline) {
+			if time.Since(rm.told) > r.cfg.StopTimeout {
 				r.log.Warn().Ints("pids", pids).Str("path", rm.gone).Dur("retry_in", reapRetry).
 					Msg("a supervisor still runs in a removed slot: its directory is kept (a dot name: s6-svscan ignores it) and looked at again")
 			} else {
-				r.log.Debug().Ints("pids", pids).Str("path", rm.gone).Msg("a supervisor runs in a removed slot without listening yet: waiting for it")
+				r.log.Debug().Ints("pids", pids).Str("path", rm.gone).Msg("a supervisor still runs in a removed slot (exiting, or spawned and not listening yet): looked at again")
 			}
+			continue
+		}
+		if rm.keep {
 			continue
 		}
 		var err error

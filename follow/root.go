@@ -202,6 +202,7 @@ type Stats struct {
 	Flipped    int // down added or removed
 	Failed     int
 	Throttled  int // times the change budget ran out
+	Remade     int // new slots s6-svscan never supervised, made again (verify.go)
 }
 
 type root struct {
@@ -225,7 +226,11 @@ type root struct {
 	scandirReal string
 	bucket      bucket
 	pending     *delivery // applied partially (budget), to finish
-	ready       bool
+	last        *delivery // the last one applied (verify.go makes slots again from it)
+	// unverified: new slots whose supervisors have not both listened
+	// yet, with when they were made (verify.go).
+	unverified map[string]time.Time
+	ready      bool
 	// full: new slots wait for room under the cap (the slots plus the
 	// removed ones s6-svscan may still hold); logged once when it starts
 	// and once when it ends.
@@ -241,16 +246,17 @@ func Root(ctx context.Context, cfg RootConfig) error {
 		return errors.New("follow: RootConfig.Start and Prepare are required")
 	}
 	r := &root{
-		cfg:      &cfg,
-		log:      cfg.Log,
-		box:      mailbox{wake: make(chan struct{}, 1)},
-		applied:  map[string]bool{},
-		removing: map[string]bool{},
-		remQ:     newBatches[string](),
-		reapQ:    newBatches[removal](),
-		removed:  make(chan int, 1),
-		reaped:   make(chan []string, 1),
-		bucket:   newBucket(cfg.Rate, cfg.Burst),
+		cfg:        &cfg,
+		log:        cfg.Log,
+		box:        mailbox{wake: make(chan struct{}, 1)},
+		applied:    map[string]bool{},
+		removing:   map[string]bool{},
+		unverified: map[string]time.Time{},
+		remQ:       newBatches[string](),
+		reapQ:      newBatches[removal](),
+		removed:    make(chan int, 1),
+		reaped:     make(chan []string, 1),
+		bucket:     newBucket(cfg.Rate, cfg.Burst),
 	}
 	r.gate = newScanGate(func() error { return cfg.Scan(cfg.Scandir) })
 	var err error
@@ -294,7 +300,11 @@ func Root(ctx context.Context, cfg RootConfig) error {
 	defer readyTimer.Stop()
 	var budget <-chan time.Time
 	var budgetTimer *time.Timer
+	var verifyC <-chan time.Time
 	for {
+		if verifyC == nil && len(r.unverified) > 0 {
+			verifyC = time.After(verifyEvery)
+		}
 		select {
 		case <-ctx.Done():
 			r.mu.Lock()
@@ -318,6 +328,9 @@ func Root(ctx context.Context, cfg RootConfig) error {
 			r.finishReap(names)
 		case <-budget:
 			budget = nil
+		case <-verifyC:
+			verifyC = nil
+			r.verify()
 		}
 		if r.pending == nil {
 			continue
@@ -388,6 +401,7 @@ func (r *root) slots() (map[string]bool, error) {
 // abandoned, or waits for a removal to end), else how long to wait before
 // going on: for the budget, or a moment before the next batch.
 func (r *root) apply(d *delivery) time.Duration {
+	r.last = d
 	present, err := r.slots()
 	if err != nil {
 		r.log.Error().Err(err).Msg("cannot list the scandir: snapshot not applied; retrying at the next one")
@@ -521,6 +535,7 @@ func (r *root) publish(pub *slot.Publisher, d *delivery, present map[string]bool
 			switch {
 			case res.Created:
 				created++
+				r.noteNew(rec.Name)
 				*room--
 				r.count(func(s *Stats) { s.Created++ })
 			case len(res.Changed) > 0:

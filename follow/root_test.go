@@ -67,11 +67,17 @@ func (f *fakeReader) die() { f.once.Do(func() { f.w.Close(); close(f.exited) }) 
 
 func newHarness(t *testing.T, mod func(*RootConfig)) *harness {
 	t.Helper()
-	oldGrace, oldRetry, oldListen := reapGrace, reapRetry, listenWait
+	oldGrace, oldRetry, oldListen, oldExit := reapGrace, reapRetry, listenWait, exitWait
+	oldVerify, oldStuck, oldHeld := verifyEvery, stuckAfter, heldRetry
 	// No supervisor ever listens on the harness's slots (its scans are
-	// fakes) unless a test makes one: removals wait listenWait for it.
-	reapGrace, reapRetry, listenWait = 10*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond
-	t.Cleanup(func() { reapGrace, reapRetry, listenWait = oldGrace, oldRetry, oldListen })
+	// fakes) unless a test makes one: removals wait listenWait for it, and
+	// slots are never taken for stuck unless a test says so.
+	reapGrace, reapRetry, listenWait, exitWait = 10*time.Millisecond, 20*time.Millisecond, 20*time.Millisecond, 50*time.Millisecond
+	verifyEvery, stuckAfter, heldRetry = 10*time.Millisecond, time.Hour, 20*time.Millisecond
+	t.Cleanup(func() {
+		reapGrace, reapRetry, listenWait, exitWait = oldGrace, oldRetry, oldListen, oldExit
+		verifyEvery, stuckAfter, heldRetry = oldVerify, oldStuck, oldHeld
+	})
 	h := &harness{t: t, scandir: t.TempDir(), streams: make(chan *fakeReader, 16), ready: make(chan struct{}), done: make(chan struct{})}
 	cfg := RootConfig{
 		Scandir: h.scandir, User: "hermes",
@@ -479,10 +485,13 @@ func TestRootKeepsARemovedSlotWhileARootProcessRunsInIt(t *testing.T) {
 // told to exit. A slot gone by then is what s6-svscan logs as "unable to
 // chdir": chdirFailed counts those.
 type slowSvscan struct {
-	scandir     string
-	delay       time.Duration
-	mu          sync.Mutex
-	seen        map[string]bool
+	scandir string
+	delay   time.Duration
+	mu      sync.Mutex
+	seen    map[uint64]bool // by inode, as s6-svscan knows services
+	// ignore: how many directories of a slot name to take for a service
+	// already held (a leaked entry with the same inode): never supervised.
+	ignore      map[string]int
 	tried       atomic.Int32 // supervisors that got to their chdir
 	chdirFailed atomic.Int32
 	wg          sync.WaitGroup
@@ -497,10 +506,15 @@ func (s *slowSvscan) scan(string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), "gateway-") || s.seen[e.Name()] {
+		var st syscall.Stat_t
+		if !strings.HasPrefix(e.Name(), "gateway-") || syscall.Stat(filepath.Join(s.scandir, e.Name()), &st) != nil || s.seen[st.Ino] {
 			continue
 		}
-		s.seen[e.Name()] = true
+		s.seen[st.Ino] = true
+		if s.ignore[e.Name()] > 0 {
+			s.ignore[e.Name()]--
+			continue
+		}
 		for _, sub := range []string{e.Name(), e.Name() + "/log"} {
 			s.wg.Add(1)
 			go s.supervise(sub)
@@ -550,7 +564,7 @@ func (s *slowSvscan) supervise(name string) {
 // apart from its renames (under churn, s6 2.13.1 then lost track of static
 // services). Root waits until they listen, then removes the slot.
 func TestRootWaitsForTheSupervisorsBeforeRenamingOut(t *testing.T) {
-	sv := &slowSvscan{delay: 300 * time.Millisecond, seen: map[string]bool{}, stop: make(chan struct{})}
+	sv := &slowSvscan{delay: 300 * time.Millisecond, seen: map[uint64]bool{}, stop: make(chan struct{})}
 	h := newHarness(t, func(c *RootConfig) {
 		sv.scandir = c.Scandir
 		c.Scan = sv.scan
@@ -580,7 +594,7 @@ func TestRootWaitsForTheSupervisorsBeforeRenamingOut(t *testing.T) {
 // to exit and every directory deleted.
 func TestRootRemovesInBatches(t *testing.T) {
 	const n = 200
-	sv := &slowSvscan{delay: 0, seen: map[string]bool{}, stop: make(chan struct{})}
+	sv := &slowSvscan{delay: 0, seen: map[uint64]bool{}, stop: make(chan struct{})}
 	var scans atomic.Int32
 	h := newHarness(t, func(c *RootConfig) {
 		sv.scandir = c.Scandir
@@ -621,4 +635,64 @@ func TestRootRemovesInBatches(t *testing.T) {
 		t.Errorf("removing %d slots took %d scans, want at most 10 (batches)", n, used)
 	}
 	t.Logf("%d slots removed in %v with %d scans", n, time.Since(start).Round(time.Millisecond), scans.Load()-before)
+}
+
+// TestRootRemakesASlotS6SvscanNeverSupervises: s6-svscan takes a new slot's
+// directory for a service it already holds (a leaked entry whose inode the
+// filesystem gave the new directory) and never supervises it. Root makes
+// the slot again in a new directory, keeps the old one (its inode must not
+// be handed out again), and counts it against the cap.
+func TestRootRemakesASlotS6SvscanNeverSupervises(t *testing.T) {
+	sv := &slowSvscan{seen: map[uint64]bool{}, ignore: map[string]int{"gateway-a": 1}, stop: make(chan struct{})}
+	logs := &testenv.Buffer{}
+	h := newHarness(t, func(c *RootConfig) {
+		sv.scandir = c.Scandir
+		c.Scan = sv.scan
+		c.MaxRecords = 3
+		c.Log = zerolog.New(io.MultiWriter(logs, zerolog.NewTestWriter(t)))
+	})
+	t.Cleanup(func() { close(sv.stop); sv.wg.Wait() })
+	stuckAfter = 300 * time.Millisecond // newHarness restores it
+	f := h.reader()
+	f.send(t, "snapshot\np a 1\np b 1\nend\n")
+	h.waitSlots("gateway-a", "gateway-b")
+	var first syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(h.scandir, "gateway-a"), &first); err != nil {
+		t.Fatal(err)
+	}
+	a := filepath.Join(h.scandir, "gateway-a")
+	deadline := time.Now().Add(5 * time.Second)
+	for len(awaitListeners([]string{a, filepath.Join(a, "log")}, time.Time{}, 0)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway-a has no supervisor 5 s after it was taken for stuck (300 ms): %v", h.slots())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var now syscall.Stat_t
+	if err := syscall.Stat(a, &now); err != nil {
+		t.Fatal(err)
+	}
+	if now.Ino == first.Ino {
+		t.Errorf("gateway-a was made again with the same inode %d", now.Ino)
+	}
+	var kept []string
+	for _, n := range h.slots() {
+		if strings.HasPrefix(n, GonePrefix) {
+			kept = append(kept, n)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // many reap rounds in the harness
+	var st syscall.Stat_t
+	if len(kept) != 1 || syscall.Stat(filepath.Join(h.scandir, kept[0]), &st) != nil || st.Ino != first.Ino {
+		t.Errorf("the old directory of gateway-a (inode %d) is not kept: %v", first.Ino, h.slots())
+	}
+	// It counts against the cap (3): a, b and the kept one leave no room.
+	f.send(t, "snapshot\np a 1\np b 1\np c 1\nend\n")
+	time.Sleep(200 * time.Millisecond)
+	if _, err := os.Stat(filepath.Join(h.scandir, "gateway-c")); err == nil {
+		t.Errorf("gateway-c made although a, b and a's kept directory fill the cap of 3")
+	}
+	if n := strings.Count(logs.String(), "supervisors never came up"); n != 1 {
+		t.Errorf("%d log lines about slots made again, want 1", n)
+	}
 }
