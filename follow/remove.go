@@ -184,8 +184,9 @@ func tell[T any](ctx context.Context, ch chan<- T, v T) {
 }
 
 // reaper runs steps 3 to 5 of a removal, a batch at a time, until ctx
-// ends. A directory a root process still runs in is held back and looked
-// at again every reapRetry, with whatever batch comes meanwhile.
+// ends. A removal whose supervisor still runs is held back and looked at
+// again with the next batch, or after heldRetry (reapRetry once it has run
+// StopTimeout past being told to exit).
 func (r *root) reaper(ctx context.Context) {
 	var held []removal
 	for {
@@ -251,6 +252,14 @@ func (r *root) reap(batch []removal) (held []removal, freed []string) {
 	}
 	listening := r.tellExit(dirs, now.Add(exitWait))
 	time.Sleep(reapGrace)
+	// Those slower than exitWait have had reapGrace more: look again,
+	// before the scan, whose "z" reaps the ones gone by then.
+	for d := range listening {
+		if control(d, "") == errNoSupervisor {
+			delete(listening, d)
+		}
+	}
+	checked := time.Now()
 	// A scan of our own reaps the supervisors now ("z") if s6-svscan has
 	// not yet: their entries go before their inodes can be reused.
 	if err := r.gate.scanSince(r.gate.generation()); err != nil {
@@ -273,8 +282,17 @@ func (r *root) reap(batch []removal) (held []removal, freed []string) {
 		pids := append(procs[r.realPath(d[0])], procs[r.realPath(d[1])]...)
 		if listening[d[0]] || listening[d[1]] || len(pids) > 0 {
 			held = append(held, rm)
-			if time.Since(rm.told) > r.cfg.StopTimeout {
-				r.log.Warn().Ints("pids", pids).Str("path", rm.gone).Dur("retry_in", reapRetry).
+			if checked.Sub(rm.told) > r.cfg.StopTimeout {
+				var still []string
+				for _, x := range d {
+					if listening[x] {
+						still = append(still, x)
+					}
+				}
+				pid, _ := servicePid(d[0])
+				logPid, _ := servicePid(d[1])
+				r.log.Warn().Ints("pids", pids).Strs("listening", still).Uint64("service_pid", pid).Uint64("logger_pid", logPid).
+					Str("path", rm.gone).Dur("retry_in", reapRetry).
 					Msg("a supervisor still runs in a removed slot: its directory is kept (a dot name: s6-svscan ignores it) and looked at again")
 			} else {
 				r.log.Debug().Ints("pids", pids).Str("path", rm.gone).Msg("a supervisor still runs in a removed slot (exiting, or spawned and not listening yet): looked at again")
