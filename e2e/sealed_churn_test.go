@@ -42,7 +42,7 @@ func TestSealedChurn(t *testing.T) {
 		t.Fatalf("HERMES_S6_E2E_CHURN_SECONDS=%q: want a number of seconds", envOr("HERMES_S6_E2E_CHURN_SECONDS", ""))
 	}
 	if secs == 0 {
-		t.Skip("HERMES_S6_E2E_CHURN_SECONDS=0: the churn is off (CI turns it off while issue 16 is open; HERMES_S6_E2E_CHURN_SECONDS=120 runs it)")
+		t.Skip("HERMES_S6_E2E_CHURN_SECONDS=0 turns the churn off (unset, it runs for 120 s)")
 	}
 	t.Parallel()
 	// CAP_SYS_PTRACE for root's exec only, to forge snapshots into the
@@ -146,7 +146,8 @@ echo $(( ($(date +%%s%%N) - t0) / 1000000 ))`, i, i, i, i))
 		probes = append(probes, ms)
 	}
 	ms := slices.Sorted(slices.Values(probes))[1]
-	t.Logf("after the churn: settled in %v, idle, new profiles controllable in %v ms (median %d)", settled.Sub(ended).Round(100*time.Millisecond), probes, ms)
+	t.Logf("after the churn: settled in %v, idle, new profiles controllable in %v ms (median %d); root's follower said: %v",
+		settled.Sub(ended).Round(100*time.Millisecond), probes, ms, followerCounts(t, b))
 	if ms > 1000 {
 		t.Errorf("new profiles after the churn were controllable after %v ms (median %d), want within 1 s", probes, ms)
 	}
@@ -174,6 +175,43 @@ func rootSupervisors(t *testing.T, b *box) supervisorCount {
 // it spawns: "another instance" is s6-supervise's) in the container's log.
 func svscanCounts(t *testing.T, b *box) map[string]int {
 	t.Helper()
+	return logCounts(t, b, func(l string) bool {
+		return strings.Contains(l, "s6-svscan") || strings.Contains(l, "s6-supervise")
+	}, svscanWarnings)
+}
+
+// followerNotes are what root's follower says when s6-svscan did not do
+// what it asked: slots made again (verify.go), scans not over in time.
+var followerNotes = []string{"supervisors never came up", "did not read its control FIFO in time", "still runs in a removed slot"}
+
+// followerCounts counts followerNotes in the container's log, and logs the
+// first line of each.
+func followerCounts(t *testing.T, b *box) map[string]int {
+	t.Helper()
+	first := map[string]string{}
+	m := logCounts(t, b, func(l string) bool {
+		if !strings.Contains(l, `"message"`) {
+			return false
+		}
+		for _, n := range followerNotes {
+			if strings.Contains(l, n) && first[n] == "" {
+				first[n] = l
+			}
+		}
+		return true
+	}, followerNotes)
+	for _, n := range followerNotes {
+		if first[n] != "" {
+			t.Logf("root's follower, first of %d %q: %s", m[n], n, first[n])
+		}
+	}
+	return m
+}
+
+// logCounts counts, in the container's log, the lines that pass keep and
+// contain each of subs.
+func logCounts(t *testing.T, b *box, keep func(string) bool, subs []string) map[string]int {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	r, err := b.Logs(ctx)
@@ -184,10 +222,10 @@ func svscanCounts(t *testing.T, b *box) map[string]int {
 	_, _ = io.Copy(&buf, r)
 	m := map[string]int{}
 	for _, l := range strings.Split(buf.String(), "\n") {
-		if !strings.Contains(l, "s6-svscan") && !strings.Contains(l, "s6-supervise") {
+		if !keep(l) {
 			continue
 		}
-		for _, w := range svscanWarnings {
+		for _, w := range subs {
 			if strings.Contains(l, w) {
 				m[w]++
 			}
