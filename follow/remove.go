@@ -249,6 +249,12 @@ func (r *root) reap(batch []removal) (held []removal, freed []string) {
 		if rm.told.IsZero() {
 			batch[i].told = now
 		}
+		if rm.keep && (control(d[0], "") != errNoSupervisor || control(d[1], "") != errNoSupervisor) {
+			// A slot made again only because its supervisors came late
+			// (a very loaded machine): s6-svscan did take it, no entry
+			// of its outlives it, and its directory can go.
+			batch[i].keep = false
+		}
 	}
 	listening := r.tellExit(dirs, now.Add(exitWait))
 	time.Sleep(reapGrace)

@@ -649,6 +649,7 @@ func TestRootRemakesASlotS6SvscanNeverSupervises(t *testing.T) {
 		sv.scandir = c.Scandir
 		c.Scan = sv.scan
 		c.MaxRecords = 3
+		c.Proc = t.TempDir() // no s6-supervise of the host's to count
 		c.Log = zerolog.New(io.MultiWriter(logs, zerolog.NewTestWriter(t)))
 	})
 	t.Cleanup(func() { close(sv.stop); sv.wg.Wait() })
@@ -694,5 +695,53 @@ func TestRootRemakesASlotS6SvscanNeverSupervises(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "supervisors never came up"); n != 1 {
 		t.Errorf("%d log lines about slots made again, want 1", n)
+	}
+}
+
+// TestRootWaitsForASlowSupervisorBeforeMakingASlotAgain: on a machine so
+// loaded that a new slot's supervisors take longer than stuckAfter to
+// listen, root must not take the slot for stuck while a root s6-supervise
+// for it runs (a late one would chdir by name into the new directory, next
+// to the new slot's own); once there is none, it makes the slot again.
+func TestRootWaitsForASlowSupervisorBeforeMakingASlotAgain(t *testing.T) {
+	proc := t.TempDir()
+	fakeSupervise := func(pid, name string) {
+		d := filepath.Join(proc, pid)
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f, b := range map[string]string{"cmdline": "s6-supervise\x00" + name + "\x00", "status": "Name:\ts6-supervise\nUid:\t0\t0\t0\t0\n"} {
+			if err := os.WriteFile(filepath.Join(d, f), []byte(b), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fakeSupervise("4242", "gateway-a/log")
+	h := newHarness(t, func(c *RootConfig) { c.Proc = proc })
+	stuckAfter = 100 * time.Millisecond // newHarness restores it
+	f := h.reader()
+	f.send(t, "snapshot\np a 1\nend\n")
+	h.waitSlots("gateway-a")
+	var first syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(h.scandir, "gateway-a"), &first); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond) // six times stuckAfter
+	if names := h.slots(); len(names) != 1 {
+		t.Fatalf("slot made again while a root s6-supervise for it runs: %v", names)
+	}
+	if err := os.RemoveAll(filepath.Join(proc, "4242")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var now syscall.Stat_t
+		if syscall.Stat(filepath.Join(h.scandir, "gateway-a"), &now) == nil && now.Ino != first.Ino {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway-a not made again 5 s after its supervisor went: %v", h.slots())
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hermes-s6/hermes-s6/s6"
 	"github.com/hermes-s6/hermes-s6/slot"
 )
 
@@ -34,7 +35,10 @@ var (
 // under churn that left one slot without a supervisor 30 s after the churn
 // (TestSealedChurn, s6 2.13.1). Waiting does not help: the entry is never
 // freed. So a slot still without both supervisors stuckAfter after it was
-// made is renamed out and made again: the new directory gets a new inode
+// made, and without any root s6-supervise process for it either (one that
+// runs but does not listen yet is only slow: a late one would chdir by
+// name into the new directory), is renamed out and made again: the new
+// directory gets a new inode
 // while the old one still exists. The old one is never deleted while this
 // process runs (deleting it would free that inode for the next slot), and
 // it keeps counting against the cap, since s6-svscan may hold it for good.
@@ -64,9 +68,36 @@ func (r *root) verify() bool {
 		}
 	}
 	if len(stuck) > 0 {
+		stuck = r.withoutSupervisors(stuck)
+	}
+	if len(stuck) > 0 {
 		r.remake(stuck)
 	}
 	return len(r.unverified) > 0
+}
+
+// withoutSupervisors returns those of names whose slot has no root
+// s6-supervise at all (s6.RootSupervisorsOf); a slot whose supervisors run
+// but do not listen yet is slow, not stuck, and is given stuckAfter more.
+func (r *root) withoutSupervisors(names []string) []string {
+	var svc []string
+	for _, n := range names {
+		svc = append(svc, slot.DirName(n), slot.DirName(n)+"/"+slot.LogDir)
+	}
+	running, err := s6.RootSupervisorsOf(r.cfg.Proc, svc)
+	if err != nil {
+		r.log.Warn().Err(err).Str("path", r.cfg.Proc).Msg("cannot look for the supervisors of new slots not supervised yet: taking them for stuck")
+		return names
+	}
+	var out []string
+	for _, n := range names {
+		if running[slot.DirName(n)] || running[slot.DirName(n)+"/"+slot.LogDir] {
+			r.unverified[n] = time.Now()
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 // remake renames the slots of names out of the scandir, to be made again

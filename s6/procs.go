@@ -97,3 +97,45 @@ func effectiveUID(procPid string) (uint64, bool) {
 	}
 	return 0, false
 }
+
+// RootSupervisorsOf reports which of names (service directory names
+// relative to the scandir, "gateway-a" or "gateway-a/log") have a root
+// s6-supervise process, read from proc: argv[0] ending in s6-supervise and
+// argv[1] the name, as s6-svscan spawns it. A supervisor s6-svscan has
+// forked is one from the exec on, before it has made its way into the
+// directory or opened its control FIFO (which can take seconds on a loaded
+// machine): the control FIFO alone cannot tell a slow supervisor from none.
+func RootSupervisorsOf(proc string, names []string) (map[string]bool, error) {
+	want := make(map[string]bool, len(names))
+	for _, n := range names {
+		want[n] = true
+	}
+	f, err := os.Open(proc)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ents, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, &os.PathError{Op: "readdir", Path: proc, Err: err}
+	}
+	out := map[string]bool{}
+	for _, n := range ents {
+		if _, err := strconv.Atoi(n); err != nil {
+			continue
+		}
+		p := filepath.Join(proc, n)
+		b, err := os.ReadFile(p + "/cmdline")
+		if err != nil {
+			continue
+		}
+		argv := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if len(argv) < 2 || filepath.Base(argv[0]) != "s6-supervise" || !want[argv[1]] {
+			continue
+		}
+		if euid, ok := effectiveUID(p); ok && euid == 0 {
+			out[argv[1]] = true
+		}
+	}
+	return out, nil
+}

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 
 	"github.com/hermes-s6/hermes-s6/internal/testenv"
@@ -73,5 +74,47 @@ func TestRootProcsIn(t *testing.T) {
 func TestRootProcsInNoProc(t *testing.T) {
 	if _, err := RootProcsIn(filepath.Join(t.TempDir(), "proc"), "/"); err == nil {
 		t.Error("a missing procfs gave no error")
+	}
+}
+
+// TestRootSupervisorsOf: root's s6-supervise processes are found by the
+// service name s6-svscan gave them (argv[1]), whatever their working
+// directory; the user's, and other names, are not.
+func TestRootSupervisorsOf(t *testing.T) {
+	testenv.RequireRoot(t)
+	uid, gid := testenv.EnsureUser(t)
+	cat, err := exec.LookPath("cat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := testenv.TempDir(t)
+	start := func(name string, asUser bool) {
+		// cat, called s6-supervise, opening a FIFO named like the
+		// service: it blocks there until killed, with argv[1] the name.
+		p := filepath.Join(base, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mkfifo(p, 0o666); err != nil {
+			t.Fatal(err)
+		}
+		cmd := &exec.Cmd{Path: cat, Args: []string{"s6-supervise", name}, Dir: base}
+		if asUser {
+			testenv.AsUser(cmd, uid, gid)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	}
+	start("gateway-a", false)
+	start("gateway-b/log", true)
+	start("gateway-c", false)
+	got, err := RootSupervisorsOf("/proc", []string{"gateway-a", "gateway-a/log", "gateway-b", "gateway-b/log"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !got["gateway-a"] {
+		t.Errorf("RootSupervisorsOf = %v, want only root's gateway-a (not the user's gateway-b/log, not gateway-c, not asked)", got)
 	}
 }
