@@ -46,26 +46,14 @@ func RootProcsIn(proc string, dirs ...string) ([]int, error) {
 // have one are keys). Removing a batch of slots costs one walk, not one per
 // slot.
 func RootProcsByDir(proc string, dirs []string) (map[string][]int, error) {
-	want := make(map[string]bool, len(dirs))
-	for _, d := range dirs {
-		want[d] = true
-	}
-	f, err := os.Open(proc)
+	want := set(dirs)
+	pids, err := processes(proc)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, &os.PathError{Op: "readdir", Path: proc, Err: err}
-	}
 	out := map[string][]int{}
-	for _, n := range names {
-		pid, err := strconv.Atoi(n)
-		if err != nil {
-			continue
-		}
-		p := filepath.Join(proc, n)
+	for _, pid := range pids {
+		p := filepath.Join(proc, strconv.Itoa(pid))
 		cwd, err := os.Readlink(p + "/cwd")
 		if err != nil || !want[cwd] {
 			continue
@@ -106,25 +94,14 @@ func effectiveUID(procPid string) (uint64, bool) {
 // directory or opened its control FIFO (which can take seconds on a loaded
 // machine): the control FIFO alone cannot tell a slow supervisor from none.
 func RootSupervisorsOf(proc string, names []string) (map[string]bool, error) {
-	want := make(map[string]bool, len(names))
-	for _, n := range names {
-		want[n] = true
-	}
-	f, err := os.Open(proc)
+	want := set(names)
+	pids, err := processes(proc)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	ents, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, &os.PathError{Op: "readdir", Path: proc, Err: err}
-	}
 	out := map[string]bool{}
-	for _, n := range ents {
-		if _, err := strconv.Atoi(n); err != nil {
-			continue
-		}
-		p := filepath.Join(proc, n)
+	for _, pid := range pids {
+		p := filepath.Join(proc, strconv.Itoa(pid))
 		b, err := os.ReadFile(p + "/cmdline")
 		if err != nil {
 			continue
@@ -138,4 +115,32 @@ func RootSupervisorsOf(proc string, names []string) (map[string]bool, error) {
 		}
 	}
 	return out, nil
+}
+
+// processes lists the pids in proc.
+func processes(proc string) ([]int, error) {
+	f, err := os.Open(proc)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, &os.PathError{Op: "readdir", Path: proc, Err: err}
+	}
+	pids := make([]int, 0, len(names))
+	for _, n := range names {
+		if pid, err := strconv.Atoi(n); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+func set(items []string) map[string]bool {
+	m := make(map[string]bool, len(items))
+	for _, i := range items {
+		m[i] = true
+	}
+	return m
 }
