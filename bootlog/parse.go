@@ -22,7 +22,9 @@ func Parse(line string) (e Entry, ok bool) {
 	seen := 0
 	for _, f := range fields[1:] {
 		k, v, found := strings.Cut(f, "=")
-		if !found {
+		if !found || v == "" {
+			// Format never writes an empty value (Value makes it "-"):
+			// such a line is not one of ours.
 			return Entry{}, false
 		}
 		switch k {
@@ -41,7 +43,7 @@ func Parse(line string) (e Entry, ok bool) {
 			e.Reason = v
 		}
 	}
-	return e, seen == 15 && e.Profile != ""
+	return e, seen == 15
 }
 
 // LastBoot returns the entries of the last complete boot in a log's
