@@ -249,7 +249,7 @@ func (r *root) reap(batch []removal) (held []removal, freed []string) {
 		if rm.told.IsZero() {
 			batch[i].told = now
 		}
-		if rm.keep && (control(d[0], "") != errNoSupervisor || control(d[1], "") != errNoSupervisor) {
+		if rm.keep && (listens(d[0]) || listens(d[1])) {
 			// A slot made again only because its supervisors came late
 			// (a very loaded machine): s6-svscan did take it, no entry
 			// of its outlives it, and its directory can go.
@@ -261,7 +261,7 @@ func (r *root) reap(batch []removal) (held []removal, freed []string) {
 	// Those slower than exitWait have had reapGrace more: look again,
 	// before the scan, whose "z" reaps the ones gone by then.
 	for d := range listening {
-		if control(d, "") == errNoSupervisor {
+		if !listens(d) {
 			delete(listening, d)
 		}
 	}
@@ -342,7 +342,7 @@ func (r *root) tellExit(dirs []string, deadline time.Time) map[string]bool {
 	for {
 		listening := map[string]bool{}
 		for _, d := range dirs {
-			if control(d, "") != errNoSupervisor {
+			if listens(d) {
 				listening[d] = true
 			}
 		}

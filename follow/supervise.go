@@ -61,13 +61,18 @@ func control(dir, cmd string) error {
 
 var errNoSupervisor = errors.New("no supervisor listening")
 
+// listens reports whether a supervisor listens on dir's control FIFO (an
+// error other than "none" counts as one: root does not delete or remake
+// what it cannot rule out).
+func listens(dir string) bool { return control(dir, "") != errNoSupervisor }
+
 // awaitListeners polls dirs' control FIFOs every pollEvery until a
 // supervisor has listened on each, or deadline passes. It returns those
 // where none did.
 func awaitListeners(dirs []string, deadline time.Time, pollEvery time.Duration) []string {
 	quiet := slices.Clone(dirs)
 	for {
-		quiet = slices.DeleteFunc(quiet, func(d string) bool { return control(d, "") != errNoSupervisor })
+		quiet = slices.DeleteFunc(quiet, func(d string) bool { return listens(d) })
 		if len(quiet) == 0 || time.Now().After(deadline) {
 			return quiet
 		}

@@ -50,8 +50,8 @@ func (r *root) noteNew(name string) {
 
 // verify looks at the new slots not verified yet, forgets those whose
 // supervisors both listen (or that went away), and makes again those that
-// waited stuckAfter. It reports whether any is left to look at.
-func (r *root) verify() bool {
+// waited stuckAfter (the loop calls it every verifyEvery while any is left).
+func (r *root) verify() {
 	var stuck []string
 	for name, since := range r.unverified {
 		if _, ok := r.applied[name]; !ok || r.removing[name] {
@@ -59,7 +59,7 @@ func (r *root) verify() bool {
 			continue
 		}
 		dir := filepath.Join(r.cfg.Scandir, slot.DirName(name))
-		if len(awaitListeners([]string{dir, filepath.Join(dir, slot.LogDir)}, time.Time{}, 0)) == 0 {
+		if listens(dir) && listens(filepath.Join(dir, slot.LogDir)) {
 			delete(r.unverified, name)
 			continue
 		}
@@ -73,7 +73,6 @@ func (r *root) verify() bool {
 	if len(stuck) > 0 {
 		r.remake(stuck)
 	}
-	return len(r.unverified) > 0
 }
 
 // withoutSupervisors returns those of names whose slot has no root
@@ -106,26 +105,33 @@ func (r *root) withoutSupervisors(names []string) []string {
 func (r *root) remake(names []string) {
 	sort.Strings(names)
 	var out []removal
+	var remade []string
 	gen, _ := r.gate.change(func() error {
 		for _, name := range names {
 			dir := filepath.Join(r.cfg.Scandir, slot.DirName(name))
 			gone := filepath.Join(r.cfg.Scandir, GonePrefix+strconv.FormatUint(goneSeq.Add(1), 10))
 			if err := os.Rename(dir, gone); err != nil {
-				r.log.Error().Err(err).Str("profile", name).Str("path", dir).Msg("a slot s6-svscan does not supervise could not be renamed out: it stays as it is")
+				r.log.Error().Err(err).Str("profile", name).Str("path", dir).Dur("retry_in", stuckAfter).
+					Msg("a slot s6-svscan does not supervise could not be renamed out: it stays as it is")
+				r.unverified[name] = time.Now() // tried again in stuckAfter, not at every look
 				continue
 			}
 			r.gone.Add(1)
 			delete(r.applied, name)
 			delete(r.unverified, name)
 			out = append(out, removal{gone: gone, keep: true})
+			remade = append(remade, name)
 		}
 		return nil
 	})
+	if len(out) == 0 {
+		return
+	}
 	for i := range out {
 		out[i].gen = gen
 	}
 	r.count(func(s *Stats) { s.Remade += len(out) })
-	r.log.Warn().Strs("profiles", names).Dur("after", stuckAfter).Int64("removed_held", r.gone.Load()).
+	r.log.Warn().Strs("profiles", remade).Dur("after", stuckAfter).Int64("removed_held", r.gone.Load()).
 		Msg("new slots' supervisors never came up (s6-svscan took their directories for services it already holds): made again in new directories; the old ones are kept, as dot names, and count against the cap")
 	r.reapQ.put(out...)
 	if r.pending == nil {
