@@ -135,8 +135,11 @@ func newEnv(t *testing.T, comm string) *env {
 		}
 	}
 	// A fake hermes that records who ran it, how, and sleeps until SIGTERM.
+	// The record appears whole (written under a dot name, then renamed):
+	// the test reads it as soon as it exists.
 	writeFile(t, filepath.Join(e.fakeBin, "hermes"), `#!/bin/sh
-echo "$(id -u) $* HOME=$HOME PWD=$(pwd) $HERMES_S6_SUPERVISED_CHILD$HERMES_SUPERVISED_CHILD" > "$HOME/fake-hermes.$$"
+echo "$(id -u) $* HOME=$HOME PWD=$(pwd) $HERMES_S6_SUPERVISED_CHILD$HERMES_SUPERVISED_CHILD" > "$HOME/.fake-hermes.$$"
+mv "$HOME/.fake-hermes.$$" "$HOME/fake-hermes.$$"
 echo "fake hermes $*"
 trap 'kill $! 2>/dev/null; exit 0' TERM
 sleep 1000 & wait $!
