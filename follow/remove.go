@@ -134,11 +134,17 @@ func (r *root) renameOut(ctx context.Context, names []string) {
 	// 2.13.1 lost track of services: static ones got a second supervisor
 	// ("another instance ... already running"). Slots whose supervisors
 	// never come (s6-svscan refused them) cost this wait once per batch.
-	if quiet := awaitListeners(sups, time.Now().Add(listenWait), 10*time.Millisecond); len(quiet) > 0 {
+	quiet := awaitListeners(ctx, sups, time.Now().Add(listenWait), 10*time.Millisecond)
+	down := stopServices(ctx, dirs, r.cfg.StopTimeout, 5*time.Millisecond)
+	if ctx.Err() != nil {
+		// Stopping: the slots stay in the scandir, and the next run's
+		// first snapshot removes them again.
+		return
+	}
+	if len(quiet) > 0 {
 		r.log.Debug().Strs("paths", quiet).Dur("waited", time.Since(start)).
 			Msg("removed slots' supervisors never listened: renaming them out anyway")
 	}
-	down := stopServices(dirs, r.cfg.StopTimeout, 5*time.Millisecond)
 	var out []removal
 	var failed []string
 	gen, _ := r.gate.change(func() error {
@@ -217,14 +223,15 @@ func (r *root) reaper(ctx context.Context) {
 			// Telling the supervisors to exit now could have s6-svscan
 			// restart them (see above): wait for a scan that is over.
 			r.log.Warn().Err(err).Int("slots", len(got)).Dur("retry_in", reapRetry).Msg("scan failed: removed slots' supervisors are told to exit once one is over")
-			select {
-			case <-ctx.Done():
+			if !pause(ctx, reapRetry) {
 				return
-			case <-time.After(reapRetry):
 			}
 		}
 		var freed []string
-		held, freed = r.reap(batch)
+		held, freed = r.reap(ctx, batch)
+		if ctx.Err() != nil {
+			return
+		}
 		if len(freed) > 0 {
 			tell(ctx, r.reaped, freed)
 		}
@@ -238,8 +245,9 @@ func (r *root) reaper(ctx context.Context) {
 // their directories are kept, for a supervisor whose directory is gone can
 // no longer be told anything, and it still counts against s6-svscan's
 // service limit), and the names of those it did (freed: their names may be
-// used again).
-func (r *root) reap(batch []removal) (held []removal, freed []string) {
+// used again). When ctx ends it returns early, deleting nothing more: the
+// directories keep their dot names, and the next run deletes them (Root).
+func (r *root) reap(ctx context.Context, batch []removal) (held []removal, freed []string) {
 	dirsOf := func(rm removal) [2]string { return [2]string{rm.gone, filepath.Join(rm.gone, slot.LogDir)} }
 	var dirs []string
 	now := time.Now()
@@ -256,8 +264,10 @@ func (r *root) reap(batch []removal) (held []removal, freed []string) {
 			batch[i].keep = false
 		}
 	}
-	listening := r.tellExit(dirs, now.Add(exitWait))
-	time.Sleep(reapGrace)
+	listening := r.tellExit(ctx, dirs, now.Add(exitWait))
+	if !pause(ctx, reapGrace) {
+		return batch, nil
+	}
 	// Those slower than exitWait have had reapGrace more: look again,
 	// before the scan, whose "z" reaps the ones gone by then.
 	for d := range listening {
@@ -332,9 +342,9 @@ func (r *root) reap(batch []removal) (held []removal, freed []string) {
 
 // tellExit sends "dx" to every supervisor listening on dirs' control FIFOs
 // (again, every 200 ms, to one still listening, or that started listening
-// since) until none listens, or deadline. It returns those that still
-// listened at deadline.
-func (r *root) tellExit(dirs []string, deadline time.Time) map[string]bool {
+// since) until none listens, deadline, or ctx ends. It returns those that
+// still listened then.
+func (r *root) tellExit(ctx context.Context, dirs []string, deadline time.Time) map[string]bool {
 	told := map[string]time.Time{}
 	// Polling every FIFO of a big batch every 10 ms would cost root more
 	// than the supervisors' exits it waits for.
@@ -358,10 +368,9 @@ func (r *root) tellExit(dirs []string, deadline time.Time) map[string]bool {
 				r.log.Warn().Err(err).Str("path", d).Msg("cannot tell a removed slot's supervisor to exit")
 			}
 		}
-		if time.Now().After(deadline) {
+		if time.Now().After(deadline) || !pause(ctx, poll) {
 			return listening
 		}
-		time.Sleep(poll)
 	}
 }
 

@@ -286,15 +286,17 @@ func Root(ctx context.Context, cfg RootConfig) error {
 	r.log.Info().Str("path", cfg.Scandir).Int("existing_slots", len(existing)).Int("max_records", cfg.MaxRecords).
 		Float64("rate", cfg.Rate).Int("burst", cfg.Burst).Msg("sealed follower starting")
 
+	// Root returns only once the readers, the remover and the reaper have
+	// ended: each of their waits ends with ctx (pause), so a batch cut
+	// short leaves slots in the scandir or dot-named directories beside
+	// it, which the next run removes or deletes. Nothing of this run logs
+	// or touches the scandir after Root returns.
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); r.readers(ctx) }()
 	defer wg.Wait()
-	// The remover and the reaper end with ctx between batches; one in the
-	// middle of a batch finishes it (bounded by StopTimeout) and ends with
-	// the process, whose exit is the longrun's.
-	go r.remover(ctx)
-	go r.reaper(ctx)
+	for _, f := range []func(context.Context){r.readers, r.remover, r.reaper} {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(ctx) }()
+	}
 
 	readyTimer := time.NewTimer(cfg.ReadyTimeout)
 	defer readyTimer.Stop()
@@ -307,6 +309,7 @@ func Root(ctx context.Context, cfg RootConfig) error {
 		}
 		select {
 		case <-ctx.Done():
+			wg.Wait() // the stats are final once the remover and the reaper have ended
 			r.mu.Lock()
 			st := r.stats
 			r.mu.Unlock()

@@ -663,7 +663,7 @@ func TestRootRemakesASlotS6SvscanNeverSupervises(t *testing.T) {
 	}
 	a := filepath.Join(h.scandir, "gateway-a")
 	deadline := time.Now().Add(5 * time.Second)
-	for len(awaitListeners([]string{a, filepath.Join(a, "log")}, time.Time{}, 0)) > 0 {
+	for len(awaitListeners(context.Background(), []string{a, filepath.Join(a, "log")}, time.Time{}, 0)) > 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("gateway-a has no supervisor 5 s after it was taken for stuck (300 ms): %v", h.slots())
 		}
@@ -743,5 +743,83 @@ func TestRootWaitsForASlowSupervisorBeforeMakingASlotAgain(t *testing.T) {
 			t.Fatalf("gateway-a not made again 5 s after its supervisor went: %v", h.slots())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// lateLog records what is logged once closed is set: nothing of Root may
+// log after it returned (a test's logger is gone by then: Go's testing
+// panics on a t.Log after the test).
+type lateLog struct {
+	closed atomic.Bool
+	late   testenv.Buffer
+	w      io.Writer
+}
+
+func (l *lateLog) Write(p []byte) (int, error) {
+	if l.closed.Load() {
+		return l.late.Write(p)
+	}
+	return l.w.Write(p)
+}
+
+// TestRootEndsItsRemovalsWhenStopped: the longrun is stopped in the middle
+// of a removal. Root returns promptly, and only once its remover and reaper
+// have ended: nothing of it logs or changes the scandir afterwards, and
+// what was cut short is left for the next run (a slot still in the
+// scandir, or a dot-named directory it deletes).
+func TestRootEndsItsRemovalsWhenStopped(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// while: what Root is doing when it is stopped.
+		while string
+		setup func(h *harness, dir string)
+	}{
+		{"stopping the service", "waiting for the service to be down", func(h *harness, dir string) {
+			// A service that never goes down: supervise/status keeps a pid.
+			st := make([]byte, 35)
+			st[statusPidOff+7] = 42
+			if err := os.WriteFile(filepath.Join(dir, statusFile), st, 0o644); err != nil {
+				h.t.Fatal(err)
+			}
+			fakeSupervisor(h.t, dir, time.Hour)
+		}},
+		{"waiting out the reap grace", "after its supervisor exited", func(h *harness, dir string) {
+			fakeSupervisor(h.t, dir, 0)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ll := &lateLog{w: zerolog.NewTestWriter(t)}
+			h := newHarness(t, func(c *RootConfig) {
+				c.StopTimeout = time.Second
+				c.Log = zerolog.New(ll)
+			})
+			reapGrace = time.Second // newHarness restores it
+			f := h.reader()
+			f.send(t, "snapshot\np a 1\nend\n")
+			h.waitSlots("gateway-a")
+			tc.setup(h, filepath.Join(h.scandir, "gateway-a"))
+			f.send(t, "snapshot\nend\n")
+			time.Sleep(300 * time.Millisecond)
+			before := h.slots()
+			stopped := time.Now()
+			h.cancel()
+			select {
+			case <-h.done:
+			case <-time.After(2 * time.Second):
+				t.Fatalf("Root did not return within 2 s of being stopped %s", tc.while)
+			}
+			ll.closed.Store(true)
+			took := time.Since(stopped)
+			// Longer than what the removal still had to wait (StopTimeout,
+			// reapGrace: 1 s each).
+			time.Sleep(1500 * time.Millisecond)
+			if late := ll.late.String(); late != "" {
+				t.Errorf("logged after Root returned:\n%s", late)
+			}
+			if after := h.slots(); !equalStrings(before, after) {
+				t.Errorf("the scandir changed after Root returned: %v, then %v", before, after)
+			}
+			t.Logf("stopped %s: Root returned in %v; scandir left as %v", tc.while, took.Round(time.Millisecond), before)
+		})
 	}
 }

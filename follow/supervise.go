@@ -1,6 +1,7 @@
 package follow
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -66,25 +67,39 @@ var errNoSupervisor = errors.New("no supervisor listening")
 // what it cannot rule out).
 func listens(dir string) bool { return control(dir, "") != errNoSupervisor }
 
+// pause waits d, or until ctx ends; it reports whether ctx is still live.
+// Every wait of the remover and the reaper goes through it, so that Root
+// returns promptly once ctx ends, and nothing of it logs or touches the
+// scandir after that.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // awaitListeners polls dirs' control FIFOs every pollEvery until a
-// supervisor has listened on each, or deadline passes. It returns those
-// where none did.
-func awaitListeners(dirs []string, deadline time.Time, pollEvery time.Duration) []string {
+// supervisor has listened on each, deadline passes, or ctx ends. It returns
+// those where none did.
+func awaitListeners(ctx context.Context, dirs []string, deadline time.Time, pollEvery time.Duration) []string {
 	quiet := slices.Clone(dirs)
 	for {
 		quiet = slices.DeleteFunc(quiet, func(d string) bool { return listens(d) })
-		if len(quiet) == 0 || time.Now().After(deadline) {
+		if len(quiet) == 0 || time.Now().After(deadline) || !pause(ctx, pollEvery) {
 			return quiet
 		}
-		time.Sleep(pollEvery)
 	}
 }
 
 // stopServices asks each of dirs' supervisors to bring its service down and
 // waits, polling supervise/status every pollEvery, at most timeout in all,
 // for them to be down. down[i] reports whether dirs[i]'s service is known to
-// be down (or never had a supervisor).
-func stopServices(dirs []string, timeout, pollEvery time.Duration) (down []bool) {
+// be down (or never had a supervisor). It stops waiting when ctx ends.
+func stopServices(ctx context.Context, dirs []string, timeout, pollEvery time.Duration) (down []bool) {
 	down = make([]bool, len(dirs))
 	var pending []int
 	for i, d := range dirs {
@@ -101,9 +116,8 @@ func stopServices(dirs []string, timeout, pollEvery time.Duration) (down []bool)
 			down[i] = !ok || pid == 0
 			return down[i]
 		})
-		if len(pending) == 0 || time.Now().After(deadline) {
+		if len(pending) == 0 || time.Now().After(deadline) || !pause(ctx, pollEvery) {
 			return down
 		}
-		time.Sleep(pollEvery)
 	}
 }
