@@ -168,26 +168,33 @@ func summarize(r io.Reader, w io.Writer, run, countsFile string) (bool, error) {
 // skipReason is what the test logged before skipping (t.Skip's message),
 // without the runner's own lines.
 func skipReason(out []string) string {
-	var keep []string
+	var logged, other []string
 	for _, l := range out {
 		s := strings.TrimSpace(l)
 		switch {
 		case s == "", strings.HasPrefix(s, "=== "), strings.HasPrefix(s, "--- SKIP"):
 			continue
 		}
-		// "    file_test.go:12: message": drop the position.
+		// "    file_test.go:12: message" is the test's own (t.Log, t.Skip):
+		// drop the position. Other lines are whatever wrote to the
+		// process's stdout meanwhile (testcontainers' log), which go test
+		// attributes to a running test, even after its skip message.
 		if i := strings.Index(s, ".go:"); i > 0 && !strings.Contains(s[:i], " ") {
 			if j := strings.Index(s[i+4:], ": "); j >= 0 {
-				s = s[i+4+j+2:]
+				logged = append(logged, s[i+4+j+2:])
+				continue
 			}
 		}
-		keep = append(keep, s)
-	}
-	if len(keep) == 0 {
-		return "(no reason given)"
+		other = append(other, s)
 	}
 	// The skip message is the last thing a skipping test logs.
-	return keep[len(keep)-1]
+	switch {
+	case len(logged) > 0:
+		return logged[len(logged)-1]
+	case len(other) > 0:
+		return other[len(other)-1]
+	}
+	return "(no reason given)"
 }
 
 // modeOf is sealed for the sealed-mode tests, open for the others.

@@ -8,7 +8,9 @@ import (
 )
 
 // stream is a `go test -json` run cut down by hand from a real e2e run: a
-// parallel test with root/hermes subtests, a skipped one, a subtest whose
+// parallel test with root/hermes subtests, a skipped one (with a line of
+// testcontainers' own log after its skip message, as go test attributes
+// them in a parallel run), a subtest whose
 // own name holds a slash, a sealed test and the package's closing lines.
 const stream = `{"Action":"start","Package":"p"}
 {"Action":"run","Package":"p","Test":"TestBoot"}
@@ -21,6 +23,7 @@ const stream = `{"Action":"start","Package":"p"}
 {"Action":"run","Package":"p","Test":"TestStandInRunOwnerHelper"}
 {"Action":"output","Package":"p","Test":"TestStandInRunOwnerHelper","Output":"=== RUN   TestStandInRunOwnerHelper\n"}
 {"Action":"output","Package":"p","Test":"TestStandInRunOwnerHelper","Output":"    standin_test.go:113: img does not run the hermetic stand-in: this test checks a detail of the stand-in only\n"}
+{"Action":"output","Package":"p","Test":"TestStandInRunOwnerHelper","Output":"2026/12/06 01:29:32 ⏳ Waiting for container id 796f0580280e image: img. Waiting for: all of: [container to exit]\n"}
 {"Action":"output","Package":"p","Test":"TestStandInRunOwnerHelper","Output":"--- SKIP: TestStandInRunOwnerHelper (3.80s)\n"}
 {"Action":"skip","Package":"p","Test":"TestStandInRunOwnerHelper","Elapsed":3.8}
 {"Action":"run","Package":"p","Test":"TestP"}
