@@ -97,6 +97,7 @@ type removal struct {
 // startRemoval queues the slot of profile name for removal: the remover
 // (renameOut, then reaper) takes it with the next batch.
 func (r *root) startRemoval(name string) {
+	r.unwatchExits(name)
 	r.removing[name] = true
 	delete(r.applied, name)
 	r.remQ.put(name)

@@ -203,6 +203,7 @@ type Stats struct {
 	Failed     int
 	Throttled  int // times the change budget ran out
 	Remade     int // new slots s6-svscan never supervised, made again (verify.go)
+	Suspended  int // slots taken out for a while: hermes kept telling their supervisors to exit (guard.go)
 }
 
 type root struct {
@@ -230,6 +231,7 @@ type root struct {
 	// unverified: new slots whose supervisors have not both listened
 	// yet, with when they were made (verify.go).
 	unverified map[string]time.Time
+	guard      *guard
 	ready      bool
 	// full: new slots wait for room under the cap (the slots plus the
 	// removed ones s6-svscan may still hold); logged once when it starts
@@ -252,6 +254,7 @@ func Root(ctx context.Context, cfg RootConfig) error {
 		applied:    map[string]bool{},
 		removing:   map[string]bool{},
 		unverified: map[string]time.Time{},
+		guard:      newGuard(),
 		remQ:       newBatches[string](),
 		reapQ:      newBatches[removal](),
 		removed:    make(chan int, 1),
@@ -293,6 +296,7 @@ func Root(ctx context.Context, cfg RootConfig) error {
 	// or touches the scandir after Root returns.
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer r.closeExits()
 	for _, f := range []func(context.Context){r.readers, r.remover, r.reaper} {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx) }()
@@ -303,9 +307,25 @@ func Root(ctx context.Context, cfg RootConfig) error {
 	var budget <-chan time.Time
 	var budgetTimer *time.Timer
 	var verifyC <-chan time.Time
+	var resumeTimer *time.Timer
+	defer func() {
+		if resumeTimer != nil {
+			resumeTimer.Stop()
+		}
+	}()
+	var resumeC <-chan time.Time
+	var resumeAt time.Time
 	for {
 		if verifyC == nil && len(r.unverified) > 0 {
 			verifyC = time.After(verifyEvery)
+		}
+		if at := r.nextResume(); !at.IsZero() && (resumeC == nil || at.Before(resumeAt)) {
+			if resumeTimer != nil {
+				resumeTimer.Stop()
+			}
+			resumeAt = at
+			resumeTimer = time.NewTimer(time.Until(at))
+			resumeC = resumeTimer.C
 		}
 		select {
 		case <-ctx.Done():
@@ -334,6 +354,16 @@ func Root(ctx context.Context, cfg RootConfig) error {
 		case <-verifyC:
 			verifyC = nil
 			r.verify()
+		case name := <-r.guard.events:
+			r.noteExit(name)
+		case <-resumeC:
+			// A suspension ended (guard.go): the latest snapshot brings
+			// the slot back.
+			resumeC = nil
+			r.resume(time.Now())
+			if r.pending == nil {
+				r.pending = r.last
+			}
 		}
 		if r.pending == nil {
 			continue
@@ -503,7 +533,11 @@ func (r *root) apply(d *delivery) time.Duration {
 func (r *root) publish(pub *slot.Publisher, d *delivery, present map[string]bool, room *int) (fails []string, created int, throttled, waiting, more bool) {
 	full := 0
 	defer func() { r.logFull(full, len(present)) }()
+	now := time.Now()
 	for _, rec := range d.snap {
+		if r.isSuspended(rec.Name, now) {
+			continue
+		}
 		if r.removing[rec.Name] {
 			waiting = true
 			continue
@@ -543,6 +577,12 @@ func (r *root) publish(pub *slot.Publisher, d *delivery, present map[string]bool
 				r.count(func(s *Stats) { s.Created++ })
 			case len(res.Changed) > 0:
 				r.count(func(s *Stats) { s.Flipped++ })
+			}
+			if _, ok := r.guard.subs[rec.Name]; !ok && !res.Created {
+				// A slot this process did not make (it was there when
+				// the follower started): verified like a new one, which
+				// subscribes to its exits.
+				r.noteNew(rec.Name)
 			}
 		}
 		ev.Str("profile", rec.Name).Str("path", res.Path).Str("change", res.Summary()).Bool("autostart", rec.Autostart).Msg("slot published")

@@ -61,6 +61,7 @@ func (r *root) verify() {
 		dir := filepath.Join(r.cfg.Scandir, slot.DirName(name))
 		if listens(dir) && listens(filepath.Join(dir, slot.LogDir)) {
 			delete(r.unverified, name)
+			r.watchExits(name)
 			continue
 		}
 		if time.Since(since) >= stuckAfter {
@@ -117,6 +118,7 @@ func (r *root) remake(names []string) {
 				continue
 			}
 			r.gone.Add(1)
+			r.unwatchExits(name)
 			delete(r.applied, name)
 			delete(r.unverified, name)
 			out = append(out, removal{gone: gone, keep: true})

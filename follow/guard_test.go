@@ -1,0 +1,132 @@
+package follow
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hermes-s6/hermes-s6/internal/testenv"
+	"github.com/hermes-s6/hermes-s6/s6"
+)
+
+func TestFtrigName(t *testing.T) {
+	for i := 0; i < 100; i++ {
+		n, err := ftrigName(time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// s6-supervise writes only to names that pass this check
+		// (ftrigw_notifyb_nosig, s6 2.11 to 2.15).
+		if !strings.HasPrefix(n, "ftrig1:@") || len(n) != len("ftrig1")+33 || n[32] != ':' {
+			t.Fatalf("%q is not an s6 subscriber name", n)
+		}
+	}
+}
+
+// supervisorPids lists the s6-supervise processes whose working directory
+// is dir or below it.
+func supervisorPids(dir string) map[int]bool {
+	out := map[int]bool{}
+	for _, pid := range testenv.PidsBelow(dir) {
+		comm, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
+		if strings.TrimSpace(string(comm)) == "s6-supervise" {
+			out[pid] = true
+		}
+	}
+	return out
+}
+
+// TestRootSuspendsAStormedSlot: hermes writes `dx` into a gateway's and its
+// logger's control FIFOs again and again (a real s6-svscan, which restarts
+// each supervisor a second after it exits). Root hears the exits on the
+// slot's event fifodirs, takes the slot out of the scandir for a while, so
+// that s6-svscan has nothing to restart, and brings it back by itself once
+// the suspension ends; a slot nobody touches keeps its supervisors all
+// along.
+func TestRootSuspendsAStormedSlot(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireS6(t)
+	oldWindow, oldExits, oldBase, oldMax := guardWindow, guardExits, guardBase, guardMax
+	guardWindow, guardExits, guardBase, guardMax = 10*time.Second, 5, 2*time.Second, 4*time.Second
+	t.Cleanup(func() { guardWindow, guardExits, guardBase, guardMax = oldWindow, oldExits, oldBase, oldMax })
+	h := newHarness(t, func(c *RootConfig) {
+		testenv.StartSvscan(t, c.Scandir, testenv.Svscan{})
+		c.Scan = func(s string) error { return s6.Scan(s, DefaultScanTimeout) }
+		c.StopTimeout = time.Second
+	})
+	verifyEvery = 20 * time.Millisecond // newHarness restores it
+	reapGrace = 100 * time.Millisecond
+	f := h.reader()
+	f.send(t, "snapshot\np a 0\np b 0\nend\n")
+	a := filepath.Join(h.scandir, "gateway-a")
+	b := filepath.Join(h.scandir, "gateway-b")
+	subscribed := func(dir string) bool {
+		for _, d := range []string{dir, filepath.Join(dir, "log")} {
+			ents, _ := os.ReadDir(filepath.Join(d, "event"))
+			found := false
+			for _, e := range ents {
+				found = found || strings.HasPrefix(e.Name(), "ftrig1:@")
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !subscribed(a) || !subscribed(b) {
+		if time.Now().After(deadline) {
+			t.Fatalf("root never subscribed to both slots' events: %v", h.slots())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	bPids := supervisorPids(b)
+	if len(bPids) != 2 {
+		t.Fatalf("gateway-b has supervisors %v, want 2", bPids)
+	}
+
+	// The storm: dx every 300 ms for 6 s, as hermes would (s6-svc).
+	seen := map[int]bool{}
+	var suspendedAt time.Duration
+	start := time.Now()
+	for time.Since(start) < 6*time.Second {
+		_ = exec.Command("s6-svc", "-dx", a, filepath.Join(a, "log")).Run()
+		for i := 0; i < 6; i++ {
+			for pid := range supervisorPids(a) {
+				seen[pid] = true
+			}
+			if _, err := os.Stat(a); err != nil && suspendedAt == 0 {
+				suspendedAt = time.Since(start)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if suspendedAt == 0 {
+		t.Fatalf("gateway-a never left the scandir during 6 s of dx every 300 ms (%d supervisors started)", len(seen))
+	}
+	// The slot is out after guardExits exits: the two supervisors seen
+	// last were the last to exit, or never started again.
+	if len(seen) > guardExits+2 {
+		t.Errorf("%d supervisors of gateway-a seen in 6 s of storm, want at most %d (%d exits, then out)", len(seen), guardExits+2, guardExits)
+	}
+	for pid := range bPids {
+		if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err != nil {
+			t.Errorf("gateway-b's supervisor %d is gone: the storm on gateway-a touched another slot", pid)
+		}
+	}
+	t.Logf("gateway-a out of the scandir %v into the storm; %d supervisors of it seen", suspendedAt.Round(time.Millisecond), len(seen))
+
+	// After the storm the slot comes back by itself, and hermes controls
+	// it again.
+	deadline = time.Now().Add(15 * time.Second)
+	for exec.Command("s6-svc", "-u", a).Run() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway-a not back 15 s after the storm (suspensions of 2-4 s): %v", h.slots())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
