@@ -12,13 +12,18 @@ import (
 var (
 	// guardWindow and guardExits: a slot whose supervisors (its own and
 	// its log/'s) exited guardExits times within guardWindow is being
-	// stormed. One `s6-svc -dx` on a slot and its log/ is two exits; a
-	// third round within the window is a storm.
+	// stormed. One `s6-svc -dx` on a slot and its log/ is two exits, and
+	// so is a container stop; nothing else makes a supervisor exit (root's
+	// own removals unsubscribe first), so a second dx within the window is
+	// a storm.
 	guardWindow = 30 * time.Second
-	guardExits  = 5
+	guardExits  = 3
 	// guardBase is the first suspension; each one within guardForget of
-	// the last one's end doubles it, up to guardMax.
-	guardBase   = 10 * time.Second
+	// the last one's end doubles it, up to guardMax. With 10 s, a 60-s
+	// storm on 200 slots still cost half of what it did without the
+	// guard (three storm phases, three removals and two re-creations of
+	// every slot in the minute); with 30 s, one phase of each.
+	guardBase   = 30 * time.Second
 	guardMax    = 5 * time.Minute
 	guardForget = 10 * time.Minute
 )
@@ -27,8 +32,9 @@ var (
 // gives it, as often as it likes. Each supervisor then exits, and s6-svscan
 // starts it again a second later (its own fixed delay; it has no backoff),
 // so a storm on N slots costs root about 2N supervisor starts a second for
-// as long as hermes goes on: about 1.7 cores at 200 slots on this 2-core
-// machine (BENCHMARKS.md, "a dx storm"). So root keeps count of each
+// as long as hermes goes on: the whole container used 1.1 cores with 200
+// slots on this 2-core machine (real s6-overlay 3.2.3.0; BENCHMARKS.md,
+// "a dx storm"). So root keeps count of each
 // slot's supervisor exits (exits.go), and takes a stormed slot out of the
 // scandir, as if its profile were gone, for guardBase, then twice as long
 // each time it is stormed again (up to guardMax): s6-svscan has nothing to
