@@ -14,9 +14,11 @@
 #   idle   10 s with nothing happening;
 #   storm  STORM_SECONDS of hermes writing `dx` into every gateway's and
 #          log/'s control FIFO every 0.5 s (one `/command/s6-svc -dx` with
-#          every slot, its only way in: the FIFOs are root:hermes 0620);
+#          every slot, its only way in: the FIFOs are root:hermes 0620),
+#          and each half of it (root takes stormed slots out for a while,
+#          follow/guard.go: the second half is the steady state);
 #   after  the 10 s after it;
-#   rounds ROUNDS (env, default 5) times: dx every slot once, then wait
+#   rounds ROUNDS (env, default 5; 0 skips them) times: dx every slot once, then wait
 #          until every root s6-supervise is back: container CPU per
 #          supervisor restart, which holds on a loaded machine too (there
 #          the storm phase cannot restart every supervisor every second),
@@ -61,18 +63,20 @@ cores() { awk -v u=$(( $3 - $1 )) -v t=$(( $4 - $2 )) "BEGIN { printf \"%.3f\", 
 sups() { ps -u root -o comm= | grep -c "^s6-supervise"; }
 want=$(sups)
 u0=$(usage); t0=$(ns); sleep 10; u1=$(usage); t1=$(ns)
-end=$(( $(date +%s) + STORM ))
+end=$(( $(date +%s) + STORM )) half=$(( $(date +%s) + STORM / 2 )) um=
 while [ $(date +%s) -lt $end ]; do
+  [ -n "$um" ] || [ $(date +%s) -lt $half ] || { um=$(usage); tm=$(ns); }
   /command/s6-svc -dx $S/gateway-dx* $S/gateway-dx*/log 2>/dev/null || :
   sleep 0.5
 done
 u2=$(usage); t2=$(ns)
 sleep 10
 u3=$(usage); t3=$(ns)
-echo "$IMG: $SLOTS slots: idle $(cores $u0 $t0 $u1 $t1) cores, dx storm ${STORM}s $(cores $u1 $t1 $u2 $t2) cores, 10 s after $(cores $u2 $t2 $u3 $t3) cores"
+echo "$IMG: $SLOTS slots: idle $(cores $u0 $t0 $u1 $t1) cores, dx storm ${STORM}s $(cores $u1 $t1 $u2 $t2) cores (first half $(cores $u1 $t1 $um $tm), second half $(cores $um $tm $u2 $t2)), 10 s after $(cores $u2 $t2 $u3 $t3) cores"
 # Per restart, whatever the machine'"'"'s load: ROUNDS times, dx every slot
 # once and wait until every supervisor is back (s6-svscan restarts them
 # 1 s later); container CPU over all rounds / restarts.
+[ "$ROUNDS" -gt 0 ] || exit 0
 i=0; until [ "$(sups)" -ge "$want" ]; do i=$((i + 1)); [ $i -lt 600 ] || break; sleep 0.1; done
 u4=$(usage); r=0
 # rounds DIRS...: container CPU (ns) for ROUNDS times dx on DIRS, each
