@@ -67,7 +67,7 @@ func newGuard() *guard {
 	}
 }
 
-// watch subscribes to the exits of name's slot once both of its
+// watchExits subscribes to the exits of name's slot once both of its
 // supervisors have listened (verify.go): before that, s6-supervise may not
 // have made event/ yet.
 func (r *root) watchExits(name string) {

@@ -135,3 +135,62 @@ func TestRootSuspendsAStormedSlot(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestGuardSuspensions: the policy alone. guardExits exits within
+// guardWindow suspend a slot for guardBase, twice as long at each repeat
+// (at most guardMax), back to guardBase once guardForget has passed since
+// the last one ended; fewer exits, or exits spread wider, suspend nothing.
+func TestGuardSuspensions(t *testing.T) {
+	oldWindow, oldExits, oldBase, oldMax, oldForget := guardWindow, guardExits, guardBase, guardMax, guardForget
+	guardWindow, guardExits, guardBase, guardMax, guardForget = time.Hour, 3, time.Minute, 3*time.Minute, 10*time.Hour
+	t.Cleanup(func() {
+		guardWindow, guardExits, guardBase, guardMax, guardForget = oldWindow, oldExits, oldBase, oldMax, oldForget
+	})
+	r := &root{cfg: &RootConfig{Scandir: t.TempDir()}, applied: map[string]bool{}, removing: map[string]bool{},
+		unverified: map[string]time.Time{}, guard: newGuard(), remQ: newBatches[string]()}
+	// storm exits the slot n times, as the loop would, and returns how long
+	// it is suspended for (0: not suspended).
+	storm := func(n int) time.Duration {
+		r.applied["a"] = true
+		delete(r.removing, "a")
+		for i := 0; i < n; i++ {
+			r.noteExit("a")
+		}
+		until, ok := r.guard.suspended["a"]
+		if !ok {
+			return 0
+		}
+		// The suspension ends: as the loop's resume timer would see it.
+		r.resume(until)
+		return time.Until(until).Round(time.Minute)
+	}
+	for i, want := range []time.Duration{0, time.Minute, 2 * time.Minute, 3 * time.Minute, 3 * time.Minute} {
+		n := 3
+		if i == 0 {
+			n = 2 // one dx on a slot and its log/: no storm
+		}
+		if got := storm(n); got != want {
+			t.Fatalf("storm %d (%d exits): suspended for %v, want %v", i, n, got, want)
+		}
+		if i > 0 && !r.removing["a"] {
+			t.Fatalf("storm %d: the slot is not being removed", i)
+		}
+	}
+	if r.stats.Suspended != 4 {
+		t.Errorf("Stats.Suspended = %d, want 4", r.stats.Suspended)
+	}
+	// Forgotten after guardForget: back to guardBase.
+	r.guard.lastEnd["a"] = time.Now().Add(-guardForget - time.Minute)
+	if got := storm(3); got != time.Minute {
+		t.Errorf("a storm long after the last one: suspended for %v, want %v", got, time.Minute)
+	}
+	// Exits of a slot that is not applied (removed, or never made) count
+	// for nothing.
+	delete(r.applied, "b")
+	for i := 0; i < 5; i++ {
+		r.noteExit("b")
+	}
+	if _, ok := r.guard.suspended["b"]; ok {
+		t.Error("a slot root does not hold was suspended")
+	}
+}
