@@ -95,7 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&level, "log-level", os.Getenv(logging.LevelEnv), "log level: trace, debug, info, warn, error (env LOG_LEVEL; empty means info)")
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	fs.StringVar(&modeFlag, "mode", "", "open or sealed (env "+mode.Env+"; empty means open). Sealed: the scandir and every slot stay root's and --follow publishes the slots; this boot pass then does nothing as root")
-	fs.BoolVar(&followFlag, "follow", false, "the s6-rc longrun: in sealed mode (as root) keep the gateway slots equal to the profiles for the container's lifetime; in open mode signal readiness and wait for SIGTERM at zero CPU")
+	fs.BoolVar(&followFlag, "follow", false, "the s6-rc longrun: in sealed mode (as root) keep the gateway slots equal to the profiles for the container's lifetime (a slot whose supervisors are told to exit 3 times in 30 s, an s6-svc -dx storm, is taken out for 30 s, doubling up to 5 min); in open mode signal readiness and wait for SIGTERM at zero CPU")
 	fs.IntVar(&notifyFD, "notify-fd", -1, "with --follow: write a newline to this fd once the first snapshot of the profiles is applied (s6 readiness)")
 	fs.IntVar(&maxProfiles, "max-profiles", follow.DefaultMaxRecords-1, "sealed mode: most named profiles that get a slot (env "+follow.MaxProfilesEnv+"); the others are logged and get none. "+
 		"Each slot is two services for s6-svscan, which supervises at most 1000 without -C and past that starts no new supervisor at all: keep 2*(this+1) plus the static services below that limit")
