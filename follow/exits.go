@@ -28,8 +28,7 @@ import (
 
 // exitSub is root's subscription to one slot's exits.
 type exitSub struct {
-	files []*os.File
-	paths []string
+	files []*os.File // each one's Name() is its FIFO's path
 }
 
 // subscribeExits subscribes to the event fifodirs of dirs (a slot and its
@@ -38,44 +37,53 @@ type exitSub struct {
 func subscribeExits(name string, dirs []string, out chan<- string) (*exitSub, error) {
 	s := &exitSub{}
 	for _, d := range dirs {
-		f, p, err := subscribeFifodir(filepath.Join(d, "event"))
+		f, err := subscribeFifodir(filepath.Join(d, "event"))
 		if err != nil {
 			s.close()
 			return nil, err
 		}
 		s.files = append(s.files, f)
-		s.paths = append(s.paths, p)
 		go readExits(f, name, out)
 	}
 	return s, nil
 }
 
-// subscribeFifodir makes a subscriber FIFO in fifodir and opens it for
-// reading, without blocking and without following a symlink.
-func subscribeFifodir(fifodir string) (*os.File, string, error) {
+// openFifodir opens fifodir (an event/ directory) without following a
+// symlink.
+func openFifodir(fifodir string) (int, error) {
 	dfd, err := unix.Open(fifodir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, "", &os.PathError{Op: "open", Path: fifodir, Err: err}
+		return -1, &os.PathError{Op: "open", Path: fifodir, Err: err}
+	}
+	return dfd, nil
+}
+
+// subscribeFifodir makes a subscriber FIFO in fifodir and opens it for
+// reading, without blocking and without following a symlink.
+func subscribeFifodir(fifodir string) (*os.File, error) {
+	dfd, err := openFifodir(fifodir)
+	if err != nil {
+		return nil, err
 	}
 	defer unix.Close(dfd)
 	name, err := ftrigName(time.Now())
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	p := filepath.Join(fifodir, name)
 	if err := unix.Mkfifoat(dfd, name, 0o600); err != nil {
-		return nil, "", &os.PathError{Op: "mkfifo", Path: p, Err: err}
+		return nil, &os.PathError{Op: "mkfifo", Path: p, Err: err}
 	}
 	// Read and write: the FIFO never reads as closed between two
 	// notifications (s6-supervise opens, writes and closes it each time).
 	fd, err := unix.Openat(dfd, name, unix.O_RDWR|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		_ = unix.Unlinkat(dfd, name, 0)
-		return nil, "", &os.PathError{Op: "open", Path: p, Err: err}
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
 	// Non-blocking: os.NewFile hands it to Go's poller, so a waiting read
 	// costs no thread.
-	return os.NewFile(uintptr(fd), p), p, nil
+	return os.NewFile(uintptr(fd), p), nil
 }
 
 // ftrigName is a subscriber FIFO name as s6's ftrig1_make makes it.
@@ -116,9 +124,13 @@ func (s *exitSub) close() {
 	if s == nil {
 		return
 	}
-	for i, f := range s.files {
+	for _, f := range s.files {
 		_ = f.Close()
-		_ = os.Remove(s.paths[i])
+		// Through the directory, opened as it was to make the FIFO.
+		if dfd, err := openFifodir(filepath.Dir(f.Name())); err == nil {
+			_ = unix.Unlinkat(dfd, filepath.Base(f.Name()), 0)
+			unix.Close(dfd)
+		}
 	}
-	s.files, s.paths = nil, nil
+	s.files = nil
 }

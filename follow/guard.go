@@ -97,10 +97,10 @@ func (r *root) noteExit(name string) {
 	if _, ok := r.applied[name]; !ok || r.removing[name] {
 		return
 	}
-	if _, ok := r.unverified[name]; !ok {
-		r.unverified[name] = time.Now()
-	}
 	now := time.Now()
+	if _, ok := r.unverified[name]; !ok {
+		r.unverified[name] = now
+	}
 	ex := r.guard.exits[name]
 	for len(ex) > 0 && now.Sub(ex[0]) > guardWindow {
 		ex = ex[1:]

@@ -27,15 +27,11 @@ func TestFtrigName(t *testing.T) {
 	}
 }
 
-// supervisorPids lists the s6-supervise processes whose working directory
-// is dir or below it.
+// supervisorPids is testenv.SupervisorsBelow(dir) as a set.
 func supervisorPids(dir string) map[int]bool {
 	out := map[int]bool{}
-	for _, pid := range testenv.PidsBelow(dir) {
-		comm, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
-		if strings.TrimSpace(string(comm)) == "s6-supervise" {
-			out[pid] = true
-		}
+	for _, pid := range testenv.SupervisorsBelow(dir) {
+		out[pid] = true
 	}
 	return out
 }

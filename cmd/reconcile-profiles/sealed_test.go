@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -110,19 +109,6 @@ func (e *env) checkSealedSlot(t *testing.T, name string) {
 
 func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
 
-// supervisorsOf lists s6-supervise processes whose working directory is dir
-// or its log/.
-func supervisorsOf(dir string) []int {
-	var out []int
-	for _, pid := range testenv.PidsBelow(dir) {
-		comm, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
-		if strings.TrimSpace(string(comm)) == "s6-supervise" {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
 func TestSealedLifecycleRealS6(t *testing.T) {
 	e := newEnv(t, "s6-svscan")
 	e.startSvscan(t)
@@ -210,7 +196,7 @@ func TestSealedLifecycleRealS6(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 	waitFor(t, "gateway-gamma gone", 5*time.Second, func() bool { return !exists(gamma) })
-	waitFor(t, "gamma's supervisors gone", 5*time.Second, func() bool { return len(supervisorsOf(gamma)) == 0 })
+	waitFor(t, "gamma's supervisors gone", 5*time.Second, func() bool { return len(testenv.SupervisorsBelow(gamma)) == 0 })
 
 	// Re-created at once: back again.
 	if out, err := e.asHermes(`mkdir -p $H/profiles/gamma && : > $H/profiles/gamma/SOUL.md`); err != nil {

@@ -104,6 +104,18 @@ func PidsBelow(dir string) []int {
 	return pids
 }
 
+// SupervisorsBelow lists the s6-supervise processes among PidsBelow(dir).
+func SupervisorsBelow(dir string) []int {
+	var out []int
+	for _, pid := range PidsBelow(dir) {
+		comm, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
+		if strings.TrimSpace(string(comm)) == "s6-supervise" {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
 // KillBelow SIGKILLs the processes below dir until none is left or d has
 // passed, and returns those still there.
 func KillBelow(dir string, d time.Duration) []int {
