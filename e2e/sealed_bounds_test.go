@@ -214,7 +214,9 @@ for p in tw1 tw2 tw3; do
   i=0; until /command/s6-svc -u $S/gateway-$p 2>/dev/null && /command/s6-svc -u $S/gateway-$p/log 2>/dev/null; do i=$((i + 1)); [ $i -lt 300 ] || { echo "gateway-$p never controllable"; exit 1; }; sleep 0.1; done
 done
 sleep 1
-for r in 1 2; do /command/s6-svc -dx $S/gateway-tw1 $S/gateway-tw1/log $S/gateway-tw2 $S/gateway-tw2/log $S/gateway-tw3 $S/gateway-tw3/log 2>/dev/null; sleep 0.5; done
+# || : : MustSh runs with set -e, and the second dx meets supervisors not
+# restarted yet ("supervisor not listening", exit 102).
+for r in 1 2; do /command/s6-svc -dx $S/gateway-tw1 $S/gateway-tw1/log $S/gateway-tw2 $S/gateway-tw2/log $S/gateway-tw3 $S/gateway-tw3/log 2>/dev/null || :; sleep 0.5; done
 for p in tw1 tw2 tw3; do
   i=0; until /command/s6-svc -u $S/gateway-$p 2>/dev/null && /command/s6-svc -u $S/gateway-$p/log 2>/dev/null; do i=$((i + 1)); [ $i -lt 700 ] || { echo "gateway-$p not controllable 70 s after dx twice"; exit 1; }; sleep 0.1; done
 done`)

@@ -24,10 +24,17 @@ func TestIntegration(t *testing.T) {
 			f.register0("pre")
 			f.startSvscan()
 			f.handOver()
-			f.waitFor(5*time.Second, "pre/supervise/control", func() (bool, string) {
-				_, err := os.Lstat(filepath.Join(f.scandir, "pre/log/supervise/control"))
-				_, err2 := os.Lstat(filepath.Join(f.scandir, "pre/supervise/control"))
-				return err == nil && err2 == nil, fmt.Sprint(err, err2)
+			// s6-supervise makes supervise/control before it first writes
+			// supervise/status: until both are there, s6-svstat fails with
+			// ENOENT whoever runs it (seen in CI at cddaaba).
+			f.waitFor(5*time.Second, "pre's supervise/control and status", func() (bool, string) {
+				var errs []error
+				for _, p := range []string{"pre/supervise/control", "pre/supervise/status", "pre/log/supervise/control", "pre/log/supervise/status"} {
+					if _, err := os.Lstat(filepath.Join(f.scandir, p)); err != nil {
+						errs = append(errs, err)
+					}
+				}
+				return len(errs) == 0, fmt.Sprint(errs)
 			})
 			if ok, _ := f.usable(f.svc("pre")...); ok {
 				t.Fatal("pre is usable before perm-watcher ran: the test proves nothing")
